@@ -1,0 +1,159 @@
+"""GLEAN: encoder -> frozen StyleGAN2 latent bank with feature fusion -> pixel-shuffle decoder.
+
+Matches MMEditing's `GLEANStyleGANv2` (the code of the released checkpoints) key for key and in
+numerics; `tests/test_golden.py` checks this against outputs of the official implementation.
+
+    lr [N,3,s,s] --RRDB--> f_s --stride-2 convs--> f_s/2 ... f_4 --conv, linear--> latents [N,L,512]
+    bank: const 4x4 -> at each side r <= s: out = fusion_out(cat[out, f_r]) -> StyleGAN2 stage
+          features at sides 2s ... out_size are kept
+    decoder: f_s -> pixel-shuffle x2 -> cat with bank feature -> ... -> conv -> [N,3,S,S]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GLEANConfig
+from .rrdb import RRDBFeatureExtractor
+from .stylegan2 import StyleGAN2Generator
+
+
+class PixelShufflePack(nn.Module):
+    """3x3 conv to 4x the output channels, then pixel shuffle x2. No activation."""
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int = 2):
+        super().__init__()
+        self.scale = scale
+        self.upsample_conv = nn.Conv2d(in_channels, out_channels * scale * scale, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, I, H, W] -> [N, O, 2H, 2W]
+        return F.pixel_shuffle(self.upsample_conv(x), self.scale)
+
+
+def _lrelu() -> nn.LeakyReLU:
+    return nn.LeakyReLU(negative_slope=0.2)
+
+
+class GLEAN(nn.Module):
+    """GLEAN super-resolution network.
+
+    `forward(lr)`: lr [N, 3, in_size, in_size], RGB in [-1, 1] -> [N, 3, out_size, out_size] in about
+    [-1, 1] (no clamp, as the official model). Deterministic: the bank uses its stored noise.
+
+    The bank (`self.generator`) is frozen. Its RGB skip path (`to_rgb1`, `to_rgbs`) and the encoder's
+    `fusion_skip` convs exist for strict loading of official checkpoints, but never reach the
+    output (also not in the official code), so `forward` skips them and `fusion_skip` is frozen.
+    """
+
+    def __init__(self, config: GLEANConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        ch = c.bank.channels
+        self.generator = StyleGAN2Generator(c.bank)
+        self.generator.requires_grad_(False)
+
+        # encoder: RRDB trunk, then one block per side from in_size down to 4
+        encoder_res = [2**i for i in range(int(math.log2(c.in_size)), 1, -1)]
+        self.encoder = nn.ModuleList(
+            [
+                nn.Sequential(
+                    RRDBFeatureExtractor(c.bank.img_channels, c.rrdb_channels, c.num_rrdbs, c.rrdb_growth),
+                    nn.Conv2d(c.rrdb_channels, ch(c.in_size), 3, 1, 1),
+                    _lrelu(),
+                )
+            ]
+        )
+        for res in encoder_res:
+            if res > 4:
+                block = nn.Sequential(
+                    nn.Conv2d(ch(res), ch(res // 2), 3, 2, 1), _lrelu(), nn.Conv2d(ch(res // 2), ch(res // 2), 3, 1, 1), _lrelu()
+                )
+            else:
+                block = nn.Sequential(
+                    nn.Conv2d(ch(4), ch(4), 3, 1, 1),
+                    _lrelu(),
+                    nn.Flatten(),
+                    nn.Linear(16 * ch(4), c.num_styles * c.bank.style_channels),
+                )
+            self.encoder.append(block)
+
+        # fusion of encoder features into the bank, at sides 4, 8, ..., in_size
+        self.fusion_out = nn.ModuleList([nn.Conv2d(2 * ch(r), ch(r), 3, 1, 1) for r in encoder_res[::-1]])
+        self.fusion_skip = nn.ModuleList([nn.Conv2d(ch(r) + c.bank.img_channels, c.bank.img_channels, 3, 1, 1) for r in encoder_res[::-1]])
+        self.fusion_skip.requires_grad_(False)
+
+        # decoder: sides in_size, 2*in_size, ..., out_size
+        self.decoder = nn.ModuleList()
+        for log_res in range(int(math.log2(c.in_size)), c.bank.log_size + 1):
+            res = 2**log_res
+            in_channels = ch(res) if res == c.in_size else 2 * ch(res)
+            if res < c.out_size:
+                self.decoder.append(PixelShufflePack(in_channels, ch(2 * res)))
+            else:
+                self.decoder.append(
+                    nn.Sequential(
+                        nn.Conv2d(in_channels, c.decoder_channels, 3, 1, 1),
+                        _lrelu(),
+                        nn.Conv2d(c.decoder_channels, c.bank.img_channels, 3, 1, 1),
+                    )
+                )
+
+    def check_input(self, lr: torch.Tensor) -> None:
+        """Raise ValueError unless lr is a float tensor [N, 3, in_size, in_size]."""
+        c = self.config
+        expected = f"[N, {c.bank.img_channels}, {c.in_size}, {c.in_size}]"
+        if not isinstance(lr, torch.Tensor):
+            raise ValueError(f"GLEAN expects a tensor {expected}, got {type(lr).__name__}")
+        if lr.ndim != 4 or tuple(lr.shape[1:]) != (c.bank.img_channels, c.in_size, c.in_size):
+            raise ValueError(
+                f"GLEAN {c.in_size}->{c.out_size} expects input of shape {expected} (RGB in [-1, 1]), "
+                f"got {list(lr.shape)}. Use GLEANPipeline to resize, crop or pad images of other sizes."
+            )
+        if not lr.is_floating_point():
+            raise ValueError(f"GLEAN expects a floating-point tensor in [-1, 1], got dtype {lr.dtype}")
+
+    def encode(self, lr: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """lr -> (latents [N, num_styles, style_channels], features at sides 4, 8, ..., in_size)."""
+        features = []
+        feat = lr
+        for block in self.encoder:
+            feat = block(feat)
+            features.append(feat)
+        latents = features[-1].view(lr.shape[0], -1, self.config.bank.style_channels)
+        return latents, features[-2::-1]
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        """[N, 3, in_size, in_size] in [-1, 1] -> [N, 3, out_size, out_size]."""
+        self.check_input(lr)
+        latents, enc_features = self.encode(lr)
+        bank = self.generator
+        noise = bank.stored_noise
+
+        # bank: 4x4 stage, then one stage per doubling; fuse encoder features up to in_size
+        out = bank.conv1(bank.constant_input(lr.shape[0]), latents[:, 0], noise[0])
+        bank_features = []
+        for t in range(len(bank.to_rgbs)):
+            i = 1 + 2 * t
+            if out.shape[2] <= self.config.in_size:
+                out = self.fusion_out[t](torch.cat([out, enc_features[t]], dim=1))
+            out = bank.convs[2 * t](out, latents[:, i], noise[i])
+            out = bank.convs[2 * t + 1](out, latents[:, i + 1], noise[i + 1])
+            if out.shape[2] > self.config.in_size:
+                bank_features.append(out)
+
+        # decoder: start from the encoder feature at in_size, fuse bank features on the way up
+        hr = enc_features[-1]
+        for j, block in enumerate(self.decoder):
+            if j > 0:
+                hr = torch.cat([hr, bank_features[j - 1]], dim=1)
+            hr = block(hr)
+        return hr
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Encoder, fusion_out and decoder parameters (the bank and fusion_skip stay frozen)."""
+        return [p for p in self.parameters() if p.requires_grad]
