@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+from .errors import ConfigError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -25,10 +27,6 @@ CROP_POLICIES = ("center", "face", "pad")
 # With channel_max 512 and multiplier 2 this is the official table
 # {4..32: 512, 64: 512, 128: 256, 256: 128, 512: 64, 1024: 32}.
 CHANNEL_BASE = 2**14
-
-
-class ConfigError(ValueError):
-    """A config file or a set of config values that cannot describe a valid model."""
 
 
 def _is_pow2(n: int) -> bool:
@@ -225,7 +223,8 @@ class GLEANConfig(_JsonConfig):
 
 def official_config(in_size: int, out_size: int, **metadata: Any) -> GLEANConfig:
     """The architecture of the released GLEAN checkpoints (23x64 RRDB, 512-wide config-f bank)."""
-    return GLEANConfig(in_size=in_size, bank=BankConfig(out_size=out_size), **metadata)
+    bank = BankConfig(out_size=out_size, category=metadata.get("category"))
+    return GLEANConfig(in_size=in_size, bank=bank, **metadata)
 
 
 # The four released configs, by the names of their key manifests.

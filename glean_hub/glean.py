@@ -157,3 +157,47 @@ class GLEAN(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Encoder, fusion_out and decoder parameters (the bank and fusion_skip stay frozen)."""
         return [p for p in self.parameters() if p.requires_grad]
+
+    # --- Hub API (implemented in hub.py) -------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        scale: int | None = None,
+        category: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        torch_dtype: torch.dtype | str | None = None,
+        device: str | torch.device | None = None,
+    ) -> "GLEAN":
+        """Load a model by category (`"faces", scale=16`), local folder, or Hub repo id.
+
+        Weights are read from safetensors only, strictly (every tensor present, named and shaped as
+        the config says); a referenced latent bank must match its sha256. `scale`/`category`, when
+        given with a folder or repo, must agree with its config. `torch_dtype`: None -> float32,
+        "auto" -> as stored, or a dtype. Returns the model in eval mode.
+        """
+        from .hub import load_glean
+
+        return load_glean(
+            name_or_path, scale=scale, category=category, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only, token=token, torch_dtype=torch_dtype, device=device,
+        )
+
+    def save_pretrained(self, directory, *, embed_bank: bool | None = None, card: str | None = None):
+        """Write config.json, model.safetensors, README.md. See `hub.save_glean` for the bank rule."""
+        from .hub import save_glean
+
+        return save_glean(self, directory, embed_bank=embed_bank, card=card)
+
+    def push_to_hub(self, repo_id: str, *, embed_bank: bool | None = None, token=None, private: bool | None = None,
+                    revision: str | None = None, commit_message: str | None = None, create_pr: bool = False):
+        """Save to a temporary folder and upload it as one commit. Returns huggingface_hub's CommitInfo."""
+        from .hub import push_glean
+
+        return push_glean(self, repo_id, embed_bank=embed_bank, token=token, private=private, revision=revision,
+                          commit_message=commit_message, create_pr=create_pr)

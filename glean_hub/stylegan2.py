@@ -22,7 +22,7 @@ from .ops import bias_leaky_relu, make_kernel, pixel_norm, upfirdn2d
 
 def equalized_lr_scale(fan_in: int) -> float:
     """sqrt(1 / fan_in) rounded as the official code does it: in float32, on a tensor."""
-    return torch.sqrt(torch.tensor(1.0 / fan_in, dtype=torch.float32)).item()
+    return float(torch.sqrt(torch.tensor(1.0 / fan_in, dtype=torch.float32, device="cpu")))
 
 
 class EqualLinear(nn.Module):
@@ -306,7 +306,29 @@ class StyleGAN2Generator(nn.Module):
         return self.synthesis(latents.contiguous(), noise=noise)
 
 
+
+    # --- Hub API (implemented in hub.py) -------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, cache_dir: str | None = None,
+                        local_files_only: bool = False, token=None, torch_dtype=None, device=None) -> "StyleGAN2Generator":
+        """Load a latent bank folder or Hub repo (config.json + model.safetensors), frozen, in eval mode."""
+        from .hub import HubOptions, load_bank
+
+        return load_bank(name_or_path, torch_dtype=torch_dtype, device=device, share=False,
+                         options=HubOptions(revision, cache_dir, local_files_only, token))
+
+    def save_pretrained(self, directory, *, card: str | None = None, discriminator: dict | None = None) -> str:
+        """Write config.json, model.safetensors (+ discriminator.safetensors), README.md; returns the sha256."""
+        from .hub import save_bank
+
+        return save_bank(self, directory, card=card, discriminator=discriminator)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        from .hub import push_bank
+
+        return push_bank(self, repo_id, **kwargs)
+
+
 def num_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
