@@ -105,7 +105,7 @@ class BankConfig(_JsonConfig):
     img_channels: int = 3  # channels of the generated image
     style_channels: int = 512  # width of the latent codes w (and of the mapping MLP)
     num_mlps: int = 8  # linear layers in the mapping MLP z -> w
-    channel_multiplier: int = 2  # StyleGAN2 width multiplier (config-f: 2)
+    channel_multiplier: float = 2  # StyleGAN2 width multiplier (config-f: 2; fractions make small banks)
     channel_max: int = 512  # cap on every layer's width (official: 512)
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)  # separable FIR kernel of up/down-sampling
     lr_mlp: float = 0.01  # learning-rate multiplier of the mapping MLP
@@ -116,9 +116,13 @@ class BankConfig(_JsonConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "blur_kernel", tuple(int(k) for k in self.blur_kernel))
         _check(_is_pow2(self.out_size) and self.out_size >= 8, f"out_size must be a power of two >= 8, got {self.out_size}")
-        for name in ("img_channels", "style_channels", "num_mlps", "channel_multiplier", "channel_max"):
+        for name in ("img_channels", "style_channels", "num_mlps", "channel_max"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _check(
+            isinstance(self.channel_multiplier, (int, float)) and self.channels(self.out_size) >= 1,
+            f"channel_multiplier must be > 0 and leave >= 1 channel at {self.out_size}px, got {self.channel_multiplier!r}",
+        )
         _check(len(self.blur_kernel) >= 2, f"blur_kernel needs at least 2 taps, got {self.blur_kernel}")
         _check(self.lr_mlp > 0, f"lr_mlp must be > 0, got {self.lr_mlp}")
 
@@ -137,7 +141,7 @@ class BankConfig(_JsonConfig):
 
     def channels(self, res: int) -> int:
         """Width of the layers at side `res` (4 <= res <= out_size)."""
-        return min(self.channel_max, CHANNEL_BASE * self.channel_multiplier // res)
+        return min(self.channel_max, int(CHANNEL_BASE * self.channel_multiplier) // res)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ class GLEANConfig(_JsonConfig):
     num_rrdbs: int = 23  # RRDB blocks in the trunk
     rrdb_growth: int = 32  # growth channels of each dense block
     decoder_channels: int = 64  # width of the decoder's last hidden conv (official: 64)
+    use_bank: bool = True  # False: ablation without the bank (decoder gets zeros), the "bank-less baseline"
     # metadata: how to feed the model (the pipeline reads these, never hard-coded numbers)
     category: str | None = None  # "faces", "cats", "cars", "bedrooms", "towers", or None
     degradation: str = "bicubic"  # how the LR was made in training: "bicubic" or "realworld"

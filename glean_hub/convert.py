@@ -131,7 +131,7 @@ def infer_bank_config(state: dict[str, torch.Tensor], **metadata) -> BankConfig:
     channel_max = _shape(state, "constant_input.input")[1]
     widths = {2 ** (t + 3): _shape(state, f"convs.{2 * t}.activate.bias")[0] for t in range(num_rgbs)}
     widths[4] = channel_max
-    for m in range(1, 65):
+    for m in [*range(1, 65), 0.5, 0.25, 0.125, 0.0625]:
         config = BankConfig(
             out_size=out_size, img_channels=_shape(state, "to_rgb1.bias")[1], style_channels=style_channels,
             num_mlps=_count(state, "style_mapping.{}.bias", start=1),  # slot 0 is the parameter-free PixelNorm
@@ -140,7 +140,7 @@ def infer_bank_config(state: dict[str, torch.Tensor], **metadata) -> BankConfig:
         if all(config.channels(r) == w for r, w in widths.items()):
             break
     else:
-        raise CheckpointError(f"layer widths {widths} fit no StyleGAN2 channel table (cap {channel_max}, multiplier 1..64)")
+        raise CheckpointError(f"layer widths {widths} fit no StyleGAN2 channel table (cap {channel_max}, multiplier 1/16..64)")
     expected_kernel = make_kernel(config.blur_kernel, gain=4)
     for k, v in state.items():
         if k.endswith(".kernel") and not v.is_meta and not torch.allclose(v.float(), expected_kernel):

@@ -131,6 +131,8 @@ class GLEAN(nn.Module):
         """[N, 3, in_size, in_size] in [-1, 1] -> [N, 3, out_size, out_size]."""
         self.check_input(lr)
         latents, enc_features = self.encode(lr)
+        if not self.config.use_bank:
+            return self.decode(enc_features[-1], None)
         bank = self.generator
         noise = bank.stored_noise
 
@@ -146,11 +148,18 @@ class GLEAN(nn.Module):
             if out.shape[2] > self.config.in_size:
                 bank_features.append(out)
 
-        # decoder: start from the encoder feature at in_size, fuse bank features on the way up
-        hr = enc_features[-1]
+        return self.decode(enc_features[-1], bank_features)
+
+    def decode(self, feat: torch.Tensor, bank_features: list[torch.Tensor] | None) -> torch.Tensor:
+        """Decoder: from the encoder feature at in_size, fuse bank features (zeros if None) on the way up."""
+        hr = feat
         for j, block in enumerate(self.decoder):
             if j > 0:
-                hr = torch.cat([hr, bank_features[j - 1]], dim=1)
+                if bank_features is not None:
+                    bank = bank_features[j - 1]
+                else:
+                    bank = hr.new_zeros(hr.shape[0], self.config.bank.channels(hr.shape[-1]), *hr.shape[2:])
+                hr = torch.cat([hr, bank], dim=1)
             hr = block(hr)
         return hr
 
