@@ -27,3 +27,7 @@ class ModelNotFoundError(GleanError, LookupError):
 
 class InputImageError(GleanError, ValueError):
     """An input image that cannot be read or is unusable (corrupt, too small, too large, bad mode)."""
+
+
+class GleanWarning(UserWarning):
+    """Something the user should know about an input or a result (the pipeline also lists it in UpscaleInfo.warnings)."""

@@ -170,10 +170,6 @@ def _load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], what:
     module.load_state_dict(state, strict=True, assign=True)
 
 
-def _bank_state(model: GLEAN) -> dict[str, torch.Tensor]:
-    return {k[len(BANK_PREFIX):]: v for k, v in model.state_dict().items() if k.startswith(BANK_PREFIX)}
-
-
 def _head_state(model: GLEAN) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if not k.startswith(BANK_PREFIX)}
 

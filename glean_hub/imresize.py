@@ -179,7 +179,7 @@ def imresize_uint8(
     if img.ndim not in (2, 3):
         raise ValueError(f"imresize_uint8: expected [H, W] or [H, W, C], got shape {img.shape}")
     scales, sizes = _plan(img.shape[:2], scale, size)
-    x = torch.from_numpy(np.ascontiguousarray(img)).to(torch.float64)
+    x = torch.from_numpy(img.astype(np.float64))  # a fresh, writable float64 copy
     x = x.permute(2, 0, 1) if img.ndim == 3 else x
     y = _resize(x, scales, sizes, True, _round_uint8 if round_each_pass else None)
     y = _round_uint8(y).to(torch.uint8)

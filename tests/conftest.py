@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from glean_hub import BankConfig, GLEAN, GLEANConfig  # noqa: E402
 
+pytest_plugins = ["hub_fixtures"]  # hub_server, offline, go_offline, no_network
+
 
 def tiny_config(in_size: int = 8, out_size: int = 32, **metadata) -> GLEANConfig:
     """A GLEAN small enough for CPU tests (~0.2 M parameters) with every structural feature of the real one."""

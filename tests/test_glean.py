@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config, tiny_model
+from conftest import tiny_config
 from official import golden_value
 from safetensors.torch import load_file
 

@@ -7,8 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_config, tiny_model
-from hub_fixtures import go_offline, hub_server, no_network  # noqa: F401 (fixtures)
+from conftest import tiny_model
 from huggingface_hub import HfApi, ModelCard
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file

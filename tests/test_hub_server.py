@@ -22,8 +22,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from hub_fixtures import DUMMY_TOKEN, NetworkAccessBlocked, NetworkGuard
 
-from hub_fixtures import *  # noqa: F403  (hub_server, offline, go_offline, no_network fixtures)
 
 pytestmark = pytest.mark.usefixtures("no_network")
 

@@ -1,0 +1,160 @@
+"""Package trained runs as the bundled models: fp16 safetensors in glean_hub/weights/, measured model cards.
+
+    python scripts/package_bundled.py --runs runs --data ../shared/data [--categories faces cats ...]
+
+For each category it expects the runs of scripts/train_bundled.sh: bank-<c>-<R>/, glean-<c>-<S>x-<R>/ and
+baseline-<c>-<S>x-<R>/ (the bank-less baseline, optional). It
+1. writes the bank once (fp16) as glean_hub/weights/bank-<c>-<R>/ and each GLEAN model (fp16, referencing the
+   bank by its Hub repo id and the sha256 of the fp16 file) as glean_hub/weights/glean-<c>-<S>x-<R>/;
+2. reloads every packaged model through GLEAN.from_pretrained (as users do) and measures it on the whole
+   validation split: PSNR/SSIM of GLEAN, MATLAB bicubic and the bank-less baseline, and LR consistency;
+3. writes the model card (README.md in the folder and a copy in model_cards/) with those numbers, the training
+   facts from training.json, and the best and worst validation cases by PSNR (numbers and file names only: the
+   validation images' licences do not allow copying them into the repo);
+4. saves a grid of bank samples (generated images, no dataset pixels) next to the cards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from glean_hub import GLEAN, StyleGAN2Generator  # noqa: E402
+from glean_hub.cards import CardFacts, bank_card, glean_card  # noqa: E402
+from glean_hub.eval import evaluate  # noqa: E402
+from glean_hub.registry import BANKS, MODELS, WEIGHTS_DIR  # noqa: E402
+from glean_hub.train.common import save_grid  # noqa: E402
+from glean_hub.train.data import PackedImages, split_files  # noqa: E402
+
+DATA_TERMS = {
+    "faces": ("celeba", "CelebA (img_align_celeba subset, ~200 identities); CelebA terms: non-commercial research only"),
+    "cats": ("asirra", "Kaggle Dogs vs. Cats (Asirra) cat photos; research use only"),
+    "cars": ("stanford-cars", "Stanford Cars (cars_train 00001-04300); non-commercial research only"),
+    "bedrooms": ("houses-dataset", "Houses Dataset bedroom photos (Ahmed & Moustafa 2016); no licence stated, cite the paper; research use"),
+    "towers": ("arcdataset", "arcDataset church and cathedral facades (Xu et al. 2014, Wikimedia images), grayscale; research use"),
+}
+LIMITATIONS = {
+    "faces": "Trained on about 200 identities (CelebA aligned crops): expect identity drift and a narrow range of faces. "
+    "Works on aligned, frontal faces filling the frame; use `align_faces=True` for other photos.",
+    "cats": "Whole-body cats in clutter with the aspect squashed by the source: the bank is weak, and cat faces are not aligned.",
+    "cars": "Varied framing; training crops are centre squares, so car fronts and backs are often cut.",
+    "bedrooms": "Only 400 training images: the bank barely models bedrooms; treat outputs as a sharpened bicubic.",
+    "towers": "Trained on GRAYSCALE facades: the output is grayscale even for colour inputs.",
+}
+
+
+def cast_fp16(model: torch.nn.Module) -> torch.nn.Module:
+    return model.half()
+
+
+def metrics_row(m: dict) -> dict:
+    return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"]}
+
+
+def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path) -> list[dict]:
+    bank_entry = next(b for b in BANKS if b.category == category)
+    res = bank_entry.out_size
+    bank_run = runs / f"bank-{category}-{res}"
+    dataset, terms = DATA_TERMS[category]
+    bank_training = json.loads((bank_run / "training.json").read_text())
+
+    # 1. bank, fp16, once
+    bank = cast_fp16(StyleGAN2Generator.from_pretrained(str(bank_run / "bank")))
+    bank_dir = WEIGHTS_DIR / bank_entry.bundled
+    shutil.rmtree(bank_dir, ignore_errors=True)
+    sha = bank.save_pretrained(bank_dir)
+    facts = CardFacts(
+        license="other", license_name="research-only-data", datasets=[dataset],
+        data=f"{terms}. {bank_training['args'].get('category')} images, crop and size as in the GLEAN cards.",
+        training=f"{bank_training['step']} steps x {bank_training['args']['batch_size']} images, "
+        f"{bank_training['minutes']} minutes of training time, seed {bank_training['args']['seed']}; "
+        "see scripts/train_bundled.sh for the exact command.",
+        limitations=LIMITATIONS[category],
+    )
+    grid = cards_dir / f"bank-{category}-{res}-samples.png"
+    with torch.no_grad():
+        torch.manual_seed(0)
+        z = torch.randn(16, bank.config.style_channels)
+        fp32 = bank.float()
+        save_grid([fp32(z[i::4], noise="stored") for i in range(4)], grid)
+    facts.samples = [f"{grid.name}"]
+    card = bank_card(bank.config, sha, facts)
+    (bank_dir / "README.md").write_text(card.replace(f"![sample]({grid.name})", "(samples: model_cards/" + grid.name + ")"))
+    (cards_dir / f"{bank_entry.bundled}.md").write_text(card)
+
+    # 2.-3. GLEAN models per scale, measured after packaging
+    _, val_files = split_files(data_root / category)
+    rows = []
+    for entry in [m for m in MODELS if m.category == category]:
+        run = runs / f"glean-{category}-{entry.scale}x-{res}"
+        if not (run / "model").is_dir():
+            print(f"skip {entry.repo_id}: no run {run}")
+            continue
+        model = GLEAN.from_pretrained(str(run / "model"))
+        model.config = model.config.replace(bank_id=bank_entry.repo_id, bank_revision=None, bank_sha256=sha)
+        out_dir = WEIGHTS_DIR / entry.bundled
+        shutil.rmtree(out_dir, ignore_errors=True)
+        cast_fp16(model).save_pretrained(out_dir)
+        packaged = GLEAN.from_pretrained(str(out_dir))  # the way users load it: bundled bank, sha checked
+        val = PackedImages.from_files(val_files, res, packaged.config.crop_policy, cache_dir=runs / "cache", progress=False)
+        lr = val.lr(entry.scale)
+        m = evaluate(packaged, val.hr, lr)
+        metrics = {"GLEAN": metrics_row(m["glean"]), "bicubic": metrics_row(m["bicubic"])}
+        baseline_run = runs / f"baseline-{category}-{entry.scale}x-{res}"
+        if (baseline_run / "model").is_dir():
+            b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
+            metrics["no bank (same encoder-decoder)"] = metrics_row(b["glean"])
+        order = sorted(range(len(val)), key=lambda i: m["per_image_psnr"][i])
+        cases = lambda idx: ", ".join(f"{val.names[i]} {m['per_image_psnr'][i]:.1f} dB" for i in idx)  # noqa: E731, B023
+
+        worst, best = order[:3], order[-3:][::-1]
+        training = json.loads((run / "training.json").read_text())
+        glean_facts = CardFacts(
+            license="other", license_name="research-only-data", datasets=[dataset],
+            data=f"{terms}. {len(split_files(data_root / category)[0])} training images, `{packaged.config.crop_policy}` square "
+            f"crops resized to {res}x{res} (Lanczos); LR made from the uint8 HR with MATLAB-exact bicubic imresize.",
+            training=f"{training['step']} steps x {training['args']['batch_size']} images, {training['minutes']} minutes on "
+            f"{'a GPU' if 'gpu' in str(training['args'].get('mixed_precision')) else '2 CPU cores'}; bank: "
+            f"{bank_training['step']} steps, {bank_training['minutes']} minutes. Losses: pixel MSE {training['args']['pixel_weight']}, "
+            f"perceptual {training['args']['perceptual_weight']} (discriminator features), GAN {training['args']['gan_weight']}. "
+            "Exact commands: scripts/train_bundled.sh (seed 0).",
+            metrics=metrics,
+            limitations=LIMITATIONS[category]
+            + f" Validation ({len(val)} images): best PSNR {cases(best)}; worst {cases(worst)}. "
+            "These are small models trained on a CPU as a stopgap (64x64 output): they prove the pipeline, not GLEAN's quality.",
+        )
+        card = glean_card(packaged.config, glean_facts, repo_id=entry.repo_id)
+        (out_dir / "README.md").write_text(card)
+        (cards_dir / f"{entry.bundled}.md").write_text(card)
+        rows.append({"model": entry.repo_id, **{k: v for k, v in metrics.items()}})
+        print(entry.repo_id, json.dumps(metrics))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--categories", nargs="+", default=[b.category for b in BANKS])
+    args = parser.parse_args()
+    cards_dir = ROOT / "model_cards"
+    cards_dir.mkdir(exist_ok=True)
+    rows = []
+    for category in args.categories:
+        rows += package_category(category, args.runs, args.data, cards_dir)
+    path = cards_dir / "metrics.json"  # measured numbers of every bundled model, merged across invocations
+    merged = {r["model"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
+    merged.update({r["model"]: r for r in rows})
+    path.write_text(json.dumps(list(merged.values()), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Reproduce the bundled models: one latent bank per category, then GLEAN models per scale on it.
+#
+#   bash scripts/train_bundled.sh PROFILE CATEGORY [DATA_ROOT] [RUNS]
+#
+# PROFILE  cpu64  : the stopgap models trained on 2 CPU cores (64x64 output, 8x and 16x)
+#          gpu128 : the target models (128x128 output, 8x and 16x, 32x for faces), one or more GPUs
+# DATA_ROOT defaults to ../shared/data (folders faces/ cats/ cars/ bedrooms/ towers/ with train/ and val/).
+# RUNS defaults to runs/. Every run is resumable: rerun the same command to continue a run that stopped
+# (--max-minutes or a crash); a finished run is skipped. Seeds are fixed (0), so reruns repeat exactly.
+# Multi-GPU: set LAUNCH="accelerate launch --multi_gpu --num_processes 8".
+set -euo pipefail
+PROFILE=${1:?profile: cpu64 or gpu128}
+CATEGORY=${2:?category: faces, cats, cars, bedrooms or towers}
+DATA=${3:-../shared/data}/$CATEGORY
+RUNS=${4:-runs}
+LAUNCH=${LAUNCH:-python -m}
+MINUTES=${MINUTES:-600}   # wall-clock cap per call; rerun to continue
+BASELINES=${BASELINES:-1} # 0: skip the bank-less baselines (only needed for the model cards' comparison)
+
+case $PROFILE in
+  cpu64)
+    RES=64; SCALES="8 16"
+    BANK="--channel-max 64 --channel-multiplier 0.0625 --style-channels 128 --num-mlps 4 --batch-size 16 --steps ${BANK_STEPS:-6000}"
+    GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --batch-size 16 --lr 2e-4 --steps ${GLEAN_STEPS:-3000}"
+    ;;
+  gpu128)
+    RES=128; SCALES="8 16"; [ "$CATEGORY" = faces ] && SCALES="8 16 32"
+    BANK="--channel-max 256 --channel-multiplier 0.5 --style-channels 256 --num-mlps 8 --batch-size 32 --steps ${BANK_STEPS:-40000} --mixed-precision bf16"
+    GLEAN="--rrdb-channels 64 --num-rrdbs 8 --rrdb-growth 32 --decoder-channels 64 --batch-size 16 --lr 1e-4 --steps ${GLEAN_STEPS:-30000} --mixed-precision bf16"
+    ;;
+  *) echo "unknown profile $PROFILE" >&2; exit 2 ;;
+esac
+
+run() {  # run OUT ARGS...: start, resume, or skip a finished run
+  local out=$1; shift
+  if [ -f "$out/training.json" ] && python - "$out" <<'PY'
+import json, sys; t = json.load(open(sys.argv[1] + "/training.json")); sys.exit(0 if t["step"] >= t["args"]["steps"] else 1)
+PY
+  then echo "done: $out"; return; fi
+  local resume=""; [ -f "$out/checkpoint.pt" ] && resume="--resume"
+  $LAUNCH glean_hub.cli "$@" --out "$out" --seed 0 --max-minutes "$MINUTES" $resume
+}
+
+run "$RUNS/bank-$CATEGORY-$RES" train-bank --data "$DATA" --category "$CATEGORY" --resolution $RES $BANK
+for S in $SCALES; do
+  run "$RUNS/glean-$CATEGORY-${S}x-$RES" train --bank "$RUNS/bank-$CATEGORY-$RES/bank" --data "$DATA" --scale $S $GLEAN
+  if [ "$BASELINES" = 1 ]; then  # the same losses and steps, zeros instead of bank features
+    run "$RUNS/baseline-$CATEGORY-${S}x-$RES" train --bank "$RUNS/bank-$CATEGORY-$RES/bank" --data "$DATA" --scale $S $GLEAN --no-bank
+  fi
+done

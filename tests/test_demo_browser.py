@@ -1,0 +1,85 @@
+"""The demo in a real browser: Debian's chromium, headless, driven by Playwright, all on loopback.
+
+Needs `apt-get install -y chromium` and `pip install playwright` (no `playwright install`: the system
+chromium is used). Missing either is a FAILURE with the install command, not a skip, unless
+GLEAN_HUB_SKIP_BROWSER=1. GLEAN_HUB_CHROMIUM overrides the browser path (default: chromium on PATH).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from urllib.parse import urlparse
+
+import pytest
+from demo_helpers import EXAMPLE, TINY, load_app, png_size, serving, tiny_folders
+
+SCREENSHOT_COPY = "/tmp/demo_screenshot.png"  # for people to look at after a run
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(os.environ.get("GLEAN_HUB_SKIP_BROWSER") == "1", reason="GLEAN_HUB_SKIP_BROWSER=1")
+
+
+def chromium_path() -> str:
+    path = os.environ.get("GLEAN_HUB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path or not os.path.exists(path):
+        pytest.fail("the browser test needs Debian's chromium: apt-get update && apt-get install -y chromium "
+                    "(or set GLEAN_HUB_CHROMIUM=/path/to/chrome; GLEAN_HUB_SKIP_BROWSER=1 skips this test)")
+    return path
+
+
+def sync_playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser test needs Playwright's Python package: pip install playwright "
+                    "(no `playwright install`: the system chromium is used)")
+    return sync_playwright()
+
+
+def test_upload_pick_upscale_download_in_chromium(tmp_path):
+    app = load_app()
+    category, scale = "cats", 8
+    in_size, out_size = TINY[(category, scale)]
+    demo = app.build_demo(tiny_folders(tmp_path / "models"))
+    with serving(app, demo) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+            outside = []  # every request that is not to our loopback server: the page must render offline
+            page.on("request", lambda r: outside.append(r.url)
+                    if urlparse(r.url).hostname not in ("127.0.0.1", "localhost") and not r.url.startswith("data:") else None)
+            page.goto(url)
+            page.wait_for_selector("#run", timeout=60_000)
+
+            page.set_input_files("#input-image input[type=file]", str(EXAMPLE))
+            page.wait_for_selector("#input-image img", timeout=30_000)
+            page.locator("#category input").click()
+            page.get_by_role("option", name=category).click()
+            page.locator("#scale label").filter(has_text=f"{scale}×").click()
+            page.locator("#run").click()
+
+            page.wait_for_function("document.querySelectorAll('#slider img').length >= 2", timeout=120_000)
+            page.wait_for_function("document.querySelector('#status').innerText.includes(' s')", timeout=30_000)
+            status = page.locator("#status").inner_text()
+            assert f"{category}-{scale}x" in status and f"{in_size}×{in_size} → {out_size}×{out_size}" in status
+            assert "192×128" in page.locator("#lr-note").inner_text()
+            time.sleep(0.5)  # let the images paint before the screenshot
+
+            shot = tmp_path / "demo.png"
+            page.screenshot(path=str(shot), full_page=True)
+            shutil.copyfile(shot, SCREENSHOT_COPY)
+
+            with page.expect_download(timeout=30_000) as download_info:
+                page.locator("#download").click()
+            download = tmp_path / download_info.value.suggested_filename
+            download_info.value.save_as(download)
+            assert download.suffix == ".png"
+            assert png_size(download) == (out_size, out_size)
+            assert outside == [], f"the page tried to reach beyond loopback: {outside}"
+        finally:
+            browser.close()

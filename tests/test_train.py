@@ -1,0 +1,167 @@
+"""Training on synthetic images (CPU, seconds): losses fall, folders load, resume is exact, push works."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from glean_hub import GLEAN, StyleGAN2Generator
+from glean_hub.cli import main
+from glean_hub.discriminator import StyleGAN2Discriminator
+from glean_hub.errors import GleanError
+from glean_hub.train.bank import BankTrainArgs, train_bank
+from glean_hub.train.data import PackedImages, batch_indices, split_files, square_crop, to_float
+from glean_hub.train.glean import GLEANTrainArgs, train_glean
+
+TINY_BANK = dict(resolution=16, channel_max=16, channel_multiplier=0.0625, style_channels=16, num_mlps=2, batch_size=4)
+TINY_GLEAN = dict(rrdb_channels=8, num_rrdbs=1, rrdb_growth=8, decoder_channels=8, batch_size=4, progress=False)
+
+
+def synthetic_images(folder, n: int, size=(24, 20), seed=0, mode="RGB"):
+    """Smooth colour waves with a disc: structure a small model can learn quickly."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    h, w = size[1], size[0]
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    for i in range(n):
+        img = np.stack([0.5 + 0.5 * np.sin(rng.uniform(2, 6) * x + rng.uniform(0, 6)) * np.cos(rng.uniform(2, 6) * y) for _ in range(3)], -1)
+        cx, cy, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.3)
+        img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.uniform(0, 1, 3)
+        Image.fromarray((img * 255).astype(np.uint8)).convert(mode).save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    synthetic_images(root / "train", 16, seed=1)
+    synthetic_images(root / "val", 4, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def bank_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bank")
+    train_bank(BankTrainArgs(data=data, out=out, steps=48, log_every=1, sample_every=24, checkpoint_every=24, progress=False, **TINY_BANK))
+    return out
+
+
+def losses(run, key):
+    return [json.loads(l)[key] for l in (run / "log.jsonl").read_text().splitlines()]
+
+
+def image_stats(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean, standard deviation and mean horizontal gradient of a batch [N, 3, H, W]."""
+    x = x.double()
+    return torch.cat([x.mean((0, 2, 3)), x.std((0, 2, 3)), (x[..., 1:] - x[..., :-1]).abs().mean((0, 2, 3))])
+
+
+def test_bank_training_learns_and_writes_a_bank_folder(bank_run, data):
+    """GAN losses oscillate, so 'learning' is checked on the samples: their colour and texture statistics
+    move towards the training images' from those of the generator the run started from."""
+    bank = StyleGAN2Generator.from_pretrained(str(bank_run / "bank"))
+    assert bank.config.out_size == 16 and bank.config.channel_max == 16 and not bank.config.grayscale
+    real = to_float(torch.from_numpy(PackedImages.from_files(split_files(data)[0], 16, "center", progress=False).hr))
+    torch.manual_seed(0)  # the run's seed: the generator it started from
+    start = StyleGAN2Generator(bank.config)
+    z = torch.randn(64, 16)
+    with torch.no_grad():
+        before = (image_stats(start(z, noise="random")) - image_stats(real)).abs().sum()
+        after = (image_stats(bank(z, noise="random")) - image_stats(real)).abs().sum()
+    assert after < 0.8 * before, (before, after)
+    D = StyleGAN2Discriminator(bank.config)
+    D.load_state_dict(load_file(bank_run / "bank" / "discriminator.safetensors"))  # strict: the same keys
+    assert sorted(p.name for p in (bank_run / "samples").iterdir()) == ["step0000024.png", "step0000048.png"]
+    assert json.loads((bank_run / "training.json").read_text())["step"] == 48
+    assert len(losses(bank_run, "d_loss")) == 48
+
+
+def test_glean_training_lowers_the_pixel_loss_and_writes_a_loadable_model(bank_run, data, tmp_path):
+    folder = train_glean(GLEANTrainArgs(bank=str(bank_run / "bank"), data=data, scale=4, out=tmp_path, steps=30, lr=2e-3,
+                                        log_every=1, sample_every=15, checkpoint_every=15, **TINY_GLEAN))
+    pixel = losses(tmp_path, "pixel")
+    assert np.mean(pixel[-5:]) < 0.7 * np.mean(pixel[:5]), pixel
+    model = GLEAN.from_pretrained(str(folder), scale=4)
+    assert model.config.bank_id == "../../bank/bank" or model.config.bank_id.endswith("bank")
+    assert model.config.in_size == 4 and model.config.degradation == "bicubic"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["glean"]) == {"psnr", "ssim", "lr_psnr"} and metrics["images"] == 4
+    assert "## Evaluation" in (folder / "README.md").read_text()
+    Image.open(tmp_path / "samples" / "step0000030.png").verify()
+
+
+def test_bank_resume_is_exact(data, tmp_path):
+    common = dict(data=data, steps=6, log_every=1, sample_every=100, checkpoint_every=3, r1_every=2, progress=False, **TINY_BANK)
+    train_bank(BankTrainArgs(out=tmp_path / "straight", **common))
+    train_bank(BankTrainArgs(out=tmp_path / "resumed", max_minutes=0, **common))  # stops after one step
+    train_bank(BankTrainArgs(out=tmp_path / "resumed", resume=True, **common))
+    strip = lambda run: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"} for l in (run / "log.jsonl").read_text().splitlines()]  # noqa: E731
+    assert strip(tmp_path / "straight") == strip(tmp_path / "resumed")
+    a, b = (load_file(tmp_path / r / "bank" / "model.safetensors") for r in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_glean_resume_is_exact(bank_run, data, tmp_path):
+    common = dict(bank=str(bank_run / "bank"), data=data, scale=2, steps=6, log_every=1, sample_every=100, checkpoint_every=100, **TINY_GLEAN)
+    train_glean(GLEANTrainArgs(out=tmp_path / "straight", **common))
+    train_glean(GLEANTrainArgs(out=tmp_path / "resumed", max_minutes=0, **common))
+    train_glean(GLEANTrainArgs(out=tmp_path / "resumed", resume=True, **common))
+    strip = lambda run: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"} for l in (run / "log.jsonl").read_text().splitlines()]  # noqa: E731
+    assert strip(tmp_path / "straight") == strip(tmp_path / "resumed")
+    a, b = (load_file(tmp_path / r / "model" / "model.safetensors") for r in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_earlier_run_is_never_overwritten(bank_run, data):
+    with pytest.raises(GleanError, match="already holds a training run"):
+        train_bank(BankTrainArgs(data=data, out=bank_run, steps=1, progress=False, **TINY_BANK))
+
+
+def test_cli_train_realworld_and_bankless(bank_run, data, tmp_path, capsys):
+    args = ["--bank", str(bank_run / "bank"), "--data", str(data), "--scale", "4", "--steps", "2", "--rrdb-channels", "8",
+            "--num-rrdbs", "1", "--rrdb-growth", "8", "--decoder-channels", "8", "--batch-size", "2", "--no-progress"]
+    assert main(["train", *args, "--out", str(tmp_path / "rw"), "--degradation", "realworld"]) == 0
+    assert GLEAN.from_pretrained(str(tmp_path / "rw" / "model")).config.degradation == "realworld"
+    assert main(["train", *args, "--out", str(tmp_path / "nb"), "--no-bank", "--gan-weight", "0"]) == 0
+    assert GLEAN.from_pretrained(str(tmp_path / "nb" / "model")).config.use_bank is False
+    assert "model:" in capsys.readouterr().out
+
+
+def test_trained_folders_push_to_the_hub_and_load_back(hub_server, bank_run, data, tmp_path):
+    folder = train_glean(GLEANTrainArgs(bank=str(bank_run / "bank"), data=data, scale=4, out=tmp_path, steps=2, **TINY_GLEAN))
+    with pytest.raises(GleanError, match="--bank-repo"):
+        from glean_hub.publish import push
+
+        push(folder, "glean-hub/test-8x")
+    assert main(["push", str(folder), "glean-hub/test-8x", "--bank-repo", "glean-hub/test-bank"]) == 0
+    remote = GLEAN.from_pretrained("glean-hub/test-8x")
+    assert remote.config.bank_id == "glean-hub/test-bank" and len(remote.config.bank_revision) == 40
+    local = GLEAN.from_pretrained(str(folder))
+    lr = torch.rand(1, 3, 4, 4) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(remote(lr), local(lr))
+    card = hub_server.file_bytes("glean-hub/test-8x", "README.md").decode()
+    assert "library_name: glean-hub" in card and "| GLEAN |" in card
+
+
+def test_crop_policies_and_grayscale(tmp_path):
+    img = Image.new("RGB", (178, 218))
+    assert square_crop(img, "center").size == (178, 178)
+    assert square_crop(img, "face").size == (150, 150)
+    assert square_crop(Image.new("RGB", (40, 20)), "pad").size == (40, 40)
+    synthetic_images(tmp_path / "gray", 3, mode="L")
+    packed = PackedImages.from_files(split_files(tmp_path / "gray")[0] or [], 8, "center", progress=False)
+    assert packed.hr.shape[1:] == (3, 8, 8) and packed.grayscale_fraction == 1.0
+
+
+def test_batches_depend_only_on_the_step_and_cover_every_epoch():
+    a = [batch_indices(s, 4, 10, seed=3) for s in range(5)]
+    assert all(np.array_equal(x, batch_indices(s, 4, 10, seed=3)) for s, x in enumerate(a))
+    assert sorted(np.concatenate(a)[:10]) == list(range(10))
+    ranks = [batch_indices(7, 4, 10, seed=3, rank=r, world=2) for r in range(2)]
+    assert len(set(ranks[0]) & set(ranks[1])) == 0 or len(set(np.concatenate(ranks))) < 8  # shards of one global batch
