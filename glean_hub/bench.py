@@ -337,8 +337,11 @@ def bench_load(sources: list[tuple[str, str]], device: str | torch.device) -> tu
     """Seconds from `GLEAN.from_pretrained` to the model loaded, and to its first output (batch 1).
 
     Models are loaded in order and kept, so later models of the same category show the shared
-    bank (`bank_shared_with`). The OS file cache is not dropped: repeated runs measure warm loads.
+    bank (`bank_shared_with`). The import of glean_hub.hub (safetensors) happens before the clock
+    starts. The OS file cache is not dropped: repeated runs measure warm loads.
     """
+    from . import hub  # noqa: F401  (imports outside the timed region)
+
     device = torch.device(device)
     rows, models = [], []
     for name, source in sources:

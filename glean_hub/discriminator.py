@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BankConfig
-from .stylegan2 import Blur, EqualLinearAct, FusedBiasLeakyReLU, equalized_lr_scale
+from .stylegan2 import Blur, EqualLinearAct, FusedBiasLeakyReLU, equalized_lr_scale, randn_init
 
 
 class EqualConv2d(nn.Module):
@@ -23,7 +23,7 @@ class EqualConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True):
         super().__init__()
-        self.weight_orig = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.weight_orig = nn.Parameter(randn_init(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.scale = equalized_lr_scale(in_channels * kernel_size * kernel_size)
         self.stride, self.padding = stride, padding

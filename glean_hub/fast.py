@@ -15,6 +15,10 @@ same function as `GLEAN.forward` (the reference, which stays exact and is never 
   "transpose"`, the fewest FLOPs) or, `upsample="subpixel"`, transposed conv and blur folded into
   one 6x6 stride-2 kernel evaluated as a 3x3 conv to 4*O channels + pixel shuffle (no blur pass,
   no odd-sized intermediate, 4x the MACs of that layer);
+* few pointwise ops per bank layer: the input modulation is computed in float32 and rounded once,
+  the activation gain sqrt 2 is folded into demodulation, noise and bias (leaky ReLU is positively
+  homogeneous), and demodulation + noise is one `addcmul` (fewer kernels in eager mode, fewer
+  roundings in low precision: +3 dB PSNR in bfloat16 on ffhq_16x);
 * weights and activations in `dtype` (float32, bfloat16, float16). Style affines and
   demodulation coefficients are always computed in float32. float16 follows StyleGAN2-ADA: styles
   and weights are rescaled by their max-norm before the conv (exact: demodulation cancels it) and
@@ -102,6 +106,7 @@ class FastStyleConv(nn.Module):
         memory_format: torch.memory_format,
         upsample_mode: str,  # "transpose" or "subpixel"
         conv_clamp: float | None,  # clamp activations to +-conv_clamp (float16), or None
+        rescale: bool | None = None,  # max-norm rescaling of styles and weights (None: for float16 only)
     ):
         super().__init__()
         conv: ModulatedConv2d = layer.conv
@@ -116,7 +121,7 @@ class FastStyleConv(nn.Module):
         self.register_buffer("affine_weight", affine.linear.weight.detach().float().clone())  # [I, S]
         self.register_buffer("affine_bias", (affine.bias * affine.lr_mul).detach().float().clone())  # [I]
         weight = conv.weight[0].detach().float()  # [O, I, k, k], equalised as the reference does it
-        self.normalize = dtype == torch.float16
+        self.normalize = dtype == torch.float16 if rescale is None else rescale
         if self.normalize:  # StyleGAN2-ADA: keep the fp16 conv in range; demodulation (from the same weight) cancels it
             weight = weight / weight.abs().amax(dim=[1, 2, 3], keepdim=True) / math.sqrt(weight[0].numel())
         self.register_buffer("weight_sq", weight.square().sum([2, 3]))  # [O, I], for demodulation
@@ -130,8 +135,10 @@ class FastStyleConv(nn.Module):
             self.register_buffer("blur_weight", blur[None, None].expand(weight.shape[0], 1, *blur.shape).to(dtype).contiguous(memory_format=memory_format))
             self.blur_pad = conv.blur.pad
         self.register_buffer("weight", conv_weight.to(dtype).contiguous(memory_format=memory_format))
-        self.register_buffer("noise", (layer.noise_injector.weight.detach().float() * noise.detach().float()).to(dtype))  # [1, 1, H', W']
-        self.register_buffer("bias", layer.activate.bias.detach().to(dtype).view(1, -1, 1, 1))  # [1, O, 1, 1]
+        # leaky_relu(a) * sqrt 2 = leaky_relu(a * sqrt 2): the gain goes into demodulation, noise and bias
+        noise = layer.noise_injector.weight.detach().float() * noise.detach().float() * SQRT2
+        self.register_buffer("noise", noise.to(dtype))  # [1, 1, H', W'], strength * noise * sqrt 2
+        self.register_buffer("bias", (layer.activate.bias.detach().float() * SQRT2).to(dtype).view(1, -1, 1, 1))  # [1, O, 1, 1]
 
     def modulation(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """style [N, S] -> input scales [N, I] and demodulation coefficients [N, O], both float32."""
@@ -144,7 +151,7 @@ class FastStyleConv(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[:2]
         s, demod = self.modulation(style)
-        x = x * s.to(x.dtype).view(n, c, 1, 1)
+        x = (x * s.view(n, c, 1, 1)).to(self.weight.dtype)  # computed in float32, rounded once
         if not self.upsample:
             out = F.conv2d(x, self.weight, padding=self.padding)
         elif self.upsample_mode == "subpixel":
@@ -156,8 +163,9 @@ class FastStyleConv(nn.Module):
                 out = F.conv2d(out, self.blur_weight, padding=p0, groups=out.shape[1])
             else:
                 out = F.conv2d(F.pad(out, (p0, p1, p0, p1)), self.blur_weight, groups=out.shape[1])
-        out = out * demod.to(out.dtype).view(n, -1, 1, 1) + self.noise
-        out = F.leaky_relu(out + self.bias, 0.2) * SQRT2
+        # few ops, few roundings in low precision: out * demod * sqrt 2 + noise, then + bias and leaky ReLU
+        out = torch.addcmul(self.noise, out, (demod * SQRT2).to(out.dtype).view(n, -1, 1, 1))
+        out = F.leaky_relu(out + self.bias, 0.2)
         if self.conv_clamp is not None:
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         return out

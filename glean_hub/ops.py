@@ -15,9 +15,9 @@ SQRT2 = math.sqrt(2.0)
 
 def make_kernel(taps: tuple[int, ...] | list[int], gain: float = 1.0) -> torch.Tensor:
     """2-D FIR kernel from 1-D taps: outer(taps, taps) / sum, times `gain`. Returns [K, K] float32."""
-    k = torch.tensor(taps, dtype=torch.float32)
-    k = k[None, :] * k[:, None]
-    return k / k.sum() * gain
+    outer = [[a * b for b in taps] for a in taps]  # plain Python: no tensor ops when built on the meta device
+    total = sum(map(sum, outer))
+    return torch.tensor([[v / total * gain for v in row] for row in outer], dtype=torch.float32)
 
 
 def upfirdn2d(

@@ -20,6 +20,13 @@ from .config import BankConfig
 from .ops import bias_leaky_relu, make_kernel, pixel_norm, upfirdn2d
 
 
+def randn_init(*shape: int, std: float = 1.0) -> torch.Tensor:
+    """N(0, std^2) initial values; left empty when building on the meta device (loading fills them from a
+    file, and ops on meta tensors under a device context import torch._dynamo: seconds of start-up)."""
+    t = torch.empty(*shape)
+    return t if t.is_meta else t.normal_(0.0, std)
+
+
 def equalized_lr_scale(fan_in: int) -> float:
     """sqrt(1 / fan_in) rounded as the official code does it: in float32, on a tensor."""
     return float(torch.sqrt(torch.tensor(1.0 / fan_in, dtype=torch.float32, device="cpu")))
@@ -30,7 +37,7 @@ class EqualLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, lr_mul: float = 1.0):
         super().__init__()
-        self.weight_orig = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)  # [O, I]
+        self.weight_orig = nn.Parameter(randn_init(out_features, in_features, std=1 / lr_mul))  # [O, I]
         self.scale = equalized_lr_scale(in_features)
         self.lr_mul = lr_mul
 
@@ -115,7 +122,7 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
         self.upsample = upsample
         self.eps = eps
-        self.weight_orig = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
+        self.weight_orig = nn.Parameter(randn_init(1, out_channels, in_channels, kernel_size, kernel_size))
         self.scale = equalized_lr_scale(in_channels * kernel_size * kernel_size)
         self.style_modulation = EqualLinearAct(style_channels, in_channels, bias_init=1.0)
         if upsample:
@@ -228,7 +235,7 @@ class ModulatedToRGB(nn.Module):
 class ConstantInput(nn.Module):
     def __init__(self, channels: int, size: int = 4):
         super().__init__()
-        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+        self.input = nn.Parameter(randn_init(1, channels, size, size))
 
     def forward(self, batch_size: int) -> torch.Tensor:  # -> [N, C, 4, 4]
         return self.input.repeat(batch_size, 1, 1, 1)
@@ -249,7 +256,7 @@ class StyleGAN2Generator(nn.Module):
         ch = c.channels
         for i in range(c.num_injected_noises):
             side = 2 ** ((i + 5) // 2)
-            self.register_buffer(f"injected_noise_{i}", torch.randn(1, 1, side, side))
+            self.register_buffer(f"injected_noise_{i}", randn_init(1, 1, side, side))
         self.style_mapping = nn.Sequential(
             PixelNorm(),
             *[EqualLinearAct(c.style_channels, c.style_channels, lr_mul=c.lr_mlp, activate=True) for _ in range(c.num_mlps)],

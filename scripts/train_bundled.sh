@@ -22,7 +22,7 @@ case $PROFILE in
   cpu64)
     RES=64; SCALES="8 16"
     BANK="--channel-max 64 --channel-multiplier 0.0625 --style-channels 128 --num-mlps 4 --batch-size 16 --steps ${BANK_STEPS:-6000}"
-    GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --batch-size 16 --lr 2e-4 --steps ${GLEAN_STEPS:-3000}"
+    GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --batch-size 8  --lr 2e-4 --steps ${GLEAN_STEPS:-3000}"
     ;;
   gpu128)
     RES=128; SCALES="8 16"; [ "$CATEGORY" = faces ] && SCALES="8 16 32"

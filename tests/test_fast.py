@@ -70,10 +70,9 @@ def test_fp16_rescaling_is_exact():
     x, style = torch.randn(2, 6, 7, 7), torch.randn(2, 8) * 30  # large styles
     with torch.no_grad():
         reference = layer(x, style, noise)
-        fast = FastStyleConv(layer, noise, torch.float16, torch.contiguous_format, "transpose", None)
-        assert fast.normalize
-        fast = fast.float()  # the same rescaled constants, evaluated in float32
-        out = fast(x, style)
+        assert FastStyleConv(layer, noise, torch.float16, torch.contiguous_format, "transpose", None).normalize
+        fast = FastStyleConv(layer, noise, torch.float32, torch.contiguous_format, "transpose", None, rescale=True)
+        out = fast(x, style)  # the float16 rescaling, evaluated in float32
     assert (out - reference).abs().max() < 1e-5
 
 

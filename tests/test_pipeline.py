@@ -123,7 +123,7 @@ def test_too_small_is_an_error(pipe):
 
 def test_lr_is_exactly_the_network_input(pipe):
     seen = []
-    handle = pipe.model.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    handle = pipe.network.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
     try:
         images = [photo(40, 24), photo(8, 8, 1), photo(6, 9, 2), photo(17, 50, 3)]
         out = pipe(images, mode="pad", batch_size=3)
