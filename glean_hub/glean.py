@@ -86,6 +86,9 @@ class GLEAN(nn.Module):
         self.fusion_out = nn.ModuleList([nn.Conv2d(2 * ch(r), ch(r), 3, 1, 1) for r in encoder_res[::-1]])
         self.fusion_skip = nn.ModuleList([nn.Conv2d(ch(r) + c.bank.img_channels, c.bank.img_channels, 3, 1, 1) for r in encoder_res[::-1]])
         self.fusion_skip.requires_grad_(False)
+        if not c.use_bank:  # the ablation uses only the in_size feature: nothing else gets a gradient
+            self.encoder[1:].requires_grad_(False)
+            self.fusion_out.requires_grad_(False)
 
         # decoder: sides in_size, 2*in_size, ..., out_size
         self.decoder = nn.ModuleList()

@@ -70,6 +70,14 @@ def test_gradients_reach_every_trainable_parameter_and_never_the_bank(tiny):
     assert {n.split(".")[0] for n in trainable} == {"encoder", "fusion_out", "decoder"}
 
 
+def test_bankless_ablation_trains_only_what_it_uses():
+    model = GLEAN(tiny_config().replace(use_bank=False))
+    model(torch.rand(2, 3, 8, 8) * 2 - 1).square().mean().backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, name
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"encoder", "decoder"}
+
+
 def test_rgb_skip_path_does_not_change_the_output(tiny):
     """fusion_skip and to_rgb* exist for strict loading only; the official output never uses them."""
     lr = torch.rand(1, 3, 8, 8) * 2 - 1

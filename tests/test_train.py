@@ -51,6 +51,11 @@ def bank_run(data, tmp_path_factory):
     return out
 
 
+def log_rows(run) -> list[dict]:
+    """Every logged row without the wall-clock throughput (the only field allowed to differ between runs)."""
+    return [{k: v for k, v in json.loads(line).items() if k != "img_per_s"} for line in (run / "log.jsonl").read_text().splitlines()]
+
+
 def losses(run, key):
     return [json.loads(l)[key] for l in (run / "log.jsonl").read_text().splitlines()]
 
@@ -100,8 +105,7 @@ def test_bank_resume_is_exact(data, tmp_path):
     train_bank(BankTrainArgs(out=tmp_path / "straight", **common))
     train_bank(BankTrainArgs(out=tmp_path / "resumed", max_minutes=0, **common))  # stops after one step
     train_bank(BankTrainArgs(out=tmp_path / "resumed", resume=True, **common))
-    strip = lambda run: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"} for l in (run / "log.jsonl").read_text().splitlines()]  # noqa: E731
-    assert strip(tmp_path / "straight") == strip(tmp_path / "resumed")
+    assert log_rows(tmp_path / "straight") == log_rows(tmp_path / "resumed")
     a, b = (load_file(tmp_path / r / "bank" / "model.safetensors") for r in ("straight", "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -111,8 +115,7 @@ def test_glean_resume_is_exact(bank_run, data, tmp_path):
     train_glean(GLEANTrainArgs(out=tmp_path / "straight", **common))
     train_glean(GLEANTrainArgs(out=tmp_path / "resumed", max_minutes=0, **common))
     train_glean(GLEANTrainArgs(out=tmp_path / "resumed", resume=True, **common))
-    strip = lambda run: [{k: v for k, v in json.loads(l).items() if k != "img_per_s"} for l in (run / "log.jsonl").read_text().splitlines()]  # noqa: E731
-    assert strip(tmp_path / "straight") == strip(tmp_path / "resumed")
+    assert log_rows(tmp_path / "straight") == log_rows(tmp_path / "resumed")
     a, b = (load_file(tmp_path / r / "model" / "model.safetensors") for r in ("straight", "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
