@@ -188,6 +188,6 @@ def train_bank(args: BankTrainArgs) -> Path:
             bar.close()
             print(f"stopped after {args.max_minutes} min at step {step + 1}; continue with --resume")
             return out / "bank"
-    snapshot(args.steps)
+    snapshot(max(start, args.steps))  # a resumed run may already be past --steps
     bar.close()
     return out / "bank"

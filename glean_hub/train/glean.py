@@ -218,5 +218,6 @@ def train_glean(args: GLEANTrainArgs) -> Path:
             print(f"stopped after {args.max_minutes} min at step {step + 1}; continue with --resume")
             return out / "model"
     bar.close()
-    snapshot(args.steps, validate(args.steps, len(val)))
+    final = max(start, args.steps)  # a resumed run may already be past --steps
+    snapshot(final, validate(final, len(val)))
     return out / "model"
