@@ -30,10 +30,10 @@ class CardFacts:
     samples: list[str] = field(default_factory=list)  # image paths relative to the folder
 
 
-def _yaml(facts: CardFacts, tags: list[str], base_model: str | None = None) -> str:
+def _yaml(facts: CardFacts, tags: list[str], base_model: str | None = None, pipeline_tag: str = "image-to-image") -> str:
     data = ModelCardData(
         library_name="glean-hub",
-        pipeline_tag="image-to-image",
+        pipeline_tag=pipeline_tag,
         license=facts.license,
         license_name=facts.license_name or ("see-model-card" if facts.license == "other" else None),
         license_link=facts.license_link,
@@ -115,7 +115,7 @@ training degradation (`{c.degradation}`) give worse results.
 def bank_card(config: BankConfig, sha256: str, facts: CardFacts | None = None) -> str:
     facts = facts or CardFacts()
     c = config
-    tags = ["stylegan2", "glean", "latent-bank", "unconditional-image-generation"] + ([c.category] if c.category else [])
+    tags = ["stylegan2", "glean", "latent-bank"] + ([c.category] if c.category else [])
     gray = "\nTrained on grayscale images replicated to three channels: it generates grayscale images.\n" if c.grayscale else ""
     body = f"""
 # StyleGAN2 latent bank: {c.category or "generic"} {c.out_size}x{c.out_size}
@@ -133,4 +133,4 @@ images = bank(torch.randn(4, {c.style_channels}))  # [4, {c.img_channels}, {c.ou
 ```
 
 {_sections(facts)}"""
-    return _yaml(facts, tags) + body
+    return _yaml(facts, tags, pipeline_tag="unconditional-image-generation") + body

@@ -200,11 +200,12 @@ class GLEAN(nn.Module):
             local_files_only=local_files_only, token=token, torch_dtype=torch_dtype, device=device,
         )
 
-    def save_pretrained(self, directory, *, embed_bank: bool | None = None, card: str | None = None):
-        """Write config.json, model.safetensors, README.md. See `hub.save_glean` for the bank rule."""
+    def save_pretrained(self, directory, *, embed_bank: bool | None = None, card: str | None = None,
+                        dtype: torch.dtype | None = None):
+        """Write config.json, model.safetensors, README.md (weights in `dtype` if given). See `hub.save_glean`."""
         from .hub import save_glean
 
-        return save_glean(self, directory, embed_bank=embed_bank, card=card)
+        return save_glean(self, directory, embed_bank=embed_bank, card=card, dtype=dtype)
 
     def push_to_hub(self, repo_id: str, *, embed_bank: bool | None = None, token=None, private: bool | None = None,
                     revision: str | None = None, commit_message: str | None = None, create_pr: bool = False):

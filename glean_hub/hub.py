@@ -36,6 +36,9 @@ from .stylegan2 import StyleGAN2Generator
 BANK_PREFIX = "generator."
 DISCRIMINATOR_NAME = "discriminator.safetensors"
 CARD_NAME = "README.md"
+# One metadata key only: safetensors writes the metadata map in hash order, so two keys would make the
+# bytes (and the sha256 that GLEAN repos pin their bank by) differ between two saves of the same tensors.
+SAFETENSORS_METADATA = {"format": "pt"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,8 +209,9 @@ def load_bank(
     device = torch.device(device) if device is not None else torch.device("cpu")
     key = (sha, dtype, str(device))
     with _BANKS_LOCK:
-        if share and (bank := _BANKS.get(key)) is not None:
-            return bank
+        bank = _BANKS.get(key) if share else None
+        if bank is not None and bank.constant_input.input.dtype == dtype and bank.constant_input.input.device == device:
+            return bank  # (a shared bank that someone cast or moved in place is not reused)
         with torch.device("meta"):
             bank = StyleGAN2Generator(config)
         _load_weights(bank, state, f"latent bank {name_or_path}", dtype, device)
@@ -219,9 +223,10 @@ def load_bank(
 
 
 def save_bank(bank: StyleGAN2Generator, directory: str | os.PathLike, *, card: str | None = None,
-              discriminator: dict[str, torch.Tensor] | None = None) -> str:
-    """Write config.json, model.safetensors (and discriminator.safetensors); return the weights' sha256."""
-    return write_bank_folder(directory, bank.config, bank.state_dict(), discriminator=discriminator, card=card)
+              discriminator: dict[str, torch.Tensor] | None = None, dtype: torch.dtype | None = None) -> str:
+    """Write config.json, model.safetensors (and discriminator.safetensors); return the weights' sha256.
+    `dtype`: store floating tensors in this dtype (the module itself is not changed)."""
+    return write_bank_folder(directory, bank.config, _cast(bank.state_dict(), dtype), discriminator=discriminator, card=card)
 
 
 def write_bank_folder(directory: str | os.PathLike, config: BankConfig, state: dict[str, torch.Tensor], *,
@@ -233,12 +238,18 @@ def write_bank_folder(directory: str | os.PathLike, config: BankConfig, state: d
     directory.mkdir(parents=True, exist_ok=True)
     config.save(directory)
     weights = directory / WEIGHTS_NAME
-    save_file(_contiguous(state), weights, metadata={"format": "pt", "glean_hub": "bank"})
+    save_file(_contiguous(state), weights, metadata=SAFETENSORS_METADATA)
     if discriminator is not None:
-        save_file(_contiguous(discriminator), directory / DISCRIMINATOR_NAME, metadata={"format": "pt"})
+        save_file(_contiguous(discriminator), directory / DISCRIMINATOR_NAME, metadata=SAFETENSORS_METADATA)
     sha = sha256_file(weights)
     (directory / CARD_NAME).write_text(card if card is not None else bank_card(config, sha))
     return sha
+
+
+def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    if dtype is None:
+        return state
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -339,11 +350,13 @@ def load_glean(
     return model.eval()
 
 
-def save_glean(model: GLEAN, directory: str | os.PathLike, *, embed_bank: bool | None = None, card: str | None = None) -> Path:
+def save_glean(model: GLEAN, directory: str | os.PathLike, *, embed_bank: bool | None = None, card: str | None = None,
+               dtype: torch.dtype | None = None) -> Path:
     """Write config.json, model.safetensors and README.md. Returns the folder.
 
     By default the bank is referenced when `config.bank_id` is set and embedded otherwise;
     `embed_bank=True` always writes a self-contained folder (config.bank_id becomes null).
+    `dtype`: store floating tensors in this dtype (e.g. float16 for half-size files); the model is not changed.
     """
     config = model.config
     if embed_bank is None:
@@ -358,7 +371,7 @@ def save_glean(model: GLEAN, directory: str | os.PathLike, *, embed_bank: bool |
                 "with model.generator.save_pretrained(dir) and set bank_id/bank_sha256 in model.config"
             )
         state = _head_state(model)
-    return write_glean_folder(directory, config, state, card=card)
+    return write_glean_folder(directory, config, _cast(state, dtype), card=card)
 
 
 def write_glean_folder(directory: str | os.PathLike, config: GLEANConfig, state: dict[str, torch.Tensor], *,
@@ -369,7 +382,7 @@ def write_glean_folder(directory: str | os.PathLike, config: GLEANConfig, state:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config.save(directory)
-    save_file(_contiguous(state), directory / WEIGHTS_NAME, metadata={"format": "pt", "glean_hub": "glean"})
+    save_file(_contiguous(state), directory / WEIGHTS_NAME, metadata=SAFETENSORS_METADATA)
     (directory / CARD_NAME).write_text(card if card is not None else glean_card(config))
     return directory
 

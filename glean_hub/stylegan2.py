@@ -353,11 +353,12 @@ class StyleGAN2Generator(nn.Module):
         return load_bank(name_or_path, torch_dtype=torch_dtype, device=device, share=False,
                          options=HubOptions(revision, cache_dir, local_files_only, token))
 
-    def save_pretrained(self, directory, *, card: str | None = None, discriminator: dict | None = None) -> str:
+    def save_pretrained(self, directory, *, card: str | None = None, discriminator: dict | None = None,
+                        dtype: torch.dtype | None = None) -> str:
         """Write config.json, model.safetensors (+ discriminator.safetensors), README.md; returns the sha256."""
         from .hub import save_bank
 
-        return save_bank(self, directory, card=card, discriminator=discriminator)
+        return save_bank(self, directory, card=card, discriminator=discriminator, dtype=dtype)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         from .hub import push_bank

@@ -32,7 +32,7 @@ from glean_hub.cards import CardFacts, bank_card, glean_card  # noqa: E402
 from glean_hub.eval import evaluate  # noqa: E402
 from glean_hub.registry import BANKS, MODELS, WEIGHTS_DIR  # noqa: E402
 from glean_hub.train.common import save_grid  # noqa: E402
-from glean_hub.train.data import PackedImages, split_files  # noqa: E402
+from glean_hub.train.data import CROP_POLICY, PackedImages, split_files  # noqa: E402
 
 DATA_TERMS = {
     "faces": ("celeba", "CelebA (img_align_celeba subset, ~200 identities); CelebA terms: non-commercial research only"),
@@ -51,10 +51,6 @@ LIMITATIONS = {
 }
 
 
-def cast_fp16(model: torch.nn.Module) -> torch.nn.Module:
-    return model.half()
-
-
 def metrics_row(m: dict) -> dict:
     return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"]}
 
@@ -67,13 +63,14 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
     bank_training = json.loads((bank_run / "training.json").read_text())
 
     # 1. bank, fp16, once
-    bank = cast_fp16(StyleGAN2Generator.from_pretrained(str(bank_run / "bank")))
+    bank = StyleGAN2Generator.from_pretrained(str(bank_run / "bank"))
     bank_dir = WEIGHTS_DIR / bank_entry.bundled
     shutil.rmtree(bank_dir, ignore_errors=True)
-    sha = bank.save_pretrained(bank_dir)
+    sha = bank.save_pretrained(bank_dir, dtype=torch.float16)
     facts = CardFacts(
         license="other", license_name="research-only-data", datasets=[dataset],
-        data=f"{terms}. {bank_training['args'].get('category')} images, crop and size as in the GLEAN cards.",
+        data=f"{terms}. {len(split_files(data_root / category)[0])} training images, `{CROP_POLICY[category]}` square crops "
+        f"resized to {res}x{res} (Lanczos), random left-right flips, DiffAugment (colour, translation, cutout).",
         training=f"{bank_training['step']} steps x {bank_training['args']['batch_size']} images, "
         f"{bank_training['minutes']} minutes of training time, seed {bank_training['args']['seed']}; "
         "see scripts/train_bundled.sh for the exact command.",
@@ -83,8 +80,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
     with torch.no_grad():
         torch.manual_seed(0)
         z = torch.randn(16, bank.config.style_channels)
-        fp32 = bank.float()
-        save_grid([fp32(z[i::4], noise="stored") for i in range(4)], grid)
+        packed = StyleGAN2Generator.from_pretrained(str(bank_dir))  # the fp16 weights, computed in float32
+        save_grid([packed(z[i::4], noise="stored") for i in range(4)], grid)
     facts.samples = [f"{grid.name}"]
     card = bank_card(bank.config, sha, facts)
     (bank_dir / "README.md").write_text(card.replace(f"![sample]({grid.name})", "(samples: model_cards/" + grid.name + ")"))
@@ -102,7 +99,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         model.config = model.config.replace(bank_id=bank_entry.repo_id, bank_revision=None, bank_sha256=sha)
         out_dir = WEIGHTS_DIR / entry.bundled
         shutil.rmtree(out_dir, ignore_errors=True)
-        cast_fp16(model).save_pretrained(out_dir)
+        model.save_pretrained(out_dir, dtype=torch.float16)
         packaged = GLEAN.from_pretrained(str(out_dir))  # the way users load it: bundled bank, sha checked
         val = PackedImages.from_files(val_files, res, packaged.config.crop_policy, cache_dir=runs / "cache", progress=False)
         lr = val.lr(entry.scale)
@@ -122,7 +119,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             data=f"{terms}. {len(split_files(data_root / category)[0])} training images, `{packaged.config.crop_policy}` square "
             f"crops resized to {res}x{res} (Lanczos); LR made from the uint8 HR with MATLAB-exact bicubic imresize.",
             training=f"{training['step']} steps x {training['args']['batch_size']} images, {training['minutes']} minutes on "
-            f"{'a GPU' if 'gpu' in str(training['args'].get('mixed_precision')) else '2 CPU cores'}; bank: "
+            f"{'a GPU' if training['args'].get('mixed_precision') != 'no' else 'a 2-core CPU (one thread each, two runs at a time)'}; bank: "
             f"{bank_training['step']} steps, {bank_training['minutes']} minutes. Losses: pixel MSE {training['args']['pixel_weight']}, "
             f"perceptual {training['args']['perceptual_weight']} (discriminator features), GAN {training['args']['gan_weight']}. "
             "Exact commands: scripts/train_bundled.sh (seed 0).",

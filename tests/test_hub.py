@@ -36,7 +36,7 @@ def test_self_contained_folder(tmp_path):
     model.save_pretrained(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     with safe_open(tmp_path / "m" / "model.safetensors", "pt") as f:
-        assert set(f.keys()) == set(model.state_dict()) and f.metadata() == {"format": "pt", "glean_hub": "glean"}
+        assert set(f.keys()) == set(model.state_dict()) and f.metadata() == {"format": "pt"}
     loaded = GLEAN.from_pretrained(str(tmp_path / "m"))
     assert loaded.config == model.config and not loaded.training
     assert torch.equal(out(loaded), out(model))
@@ -187,3 +187,31 @@ def test_a_bank_pushed_and_loaded_back(hub_server):
     with torch.no_grad():
         assert torch.equal(loaded.synthesis(w), bank.synthesis(w))
     assert ModelCard.load("glean-hub/bank").data.library_name == "glean-hub"
+
+
+def test_saving_is_deterministic(tmp_path):
+    """The bank is pinned by the sha256 of its file: saving the same tensors twice must give the same bytes."""
+    bank = tiny_model().generator
+    assert len({bank.save_pretrained(tmp_path / str(i)) for i in range(8)}) == 1
+
+
+def test_saving_in_fp16_leaves_the_model_alone_and_loads_back_in_fp32(tmp_path):
+    model = with_bank(tiny_model(), tmp_path / "bank")
+    model.generator.save_pretrained(tmp_path / "bank16", dtype=torch.float16)
+    model.save_pretrained(tmp_path / "m", dtype=torch.float16)
+    assert model.decoder[0].upsample_conv.weight.dtype == torch.float32  # not cast in place
+    with safe_open(tmp_path / "m" / "model.safetensors", "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    loaded = GLEAN.from_pretrained(str(tmp_path / "m"))
+    assert loaded.decoder[0].upsample_conv.weight.dtype == torch.float32
+    torch.testing.assert_close(out(loaded), out(model), atol=2e-2, rtol=0)
+
+
+def test_a_shared_bank_cast_in_place_is_not_handed_out_again(tmp_path):
+    model = with_bank(tiny_model(), tmp_path / "bank")
+    model.save_pretrained(tmp_path / "m")
+    a = GLEAN.from_pretrained(str(tmp_path / "m"))
+    a.half()  # casts the shared bank module too
+    b = GLEAN.from_pretrained(str(tmp_path / "m"))
+    assert b.generator is not a.generator and b.generator.constant_input.input.dtype == torch.float32
+    assert torch.equal(out(b), out(model))

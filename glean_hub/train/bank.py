@@ -89,12 +89,12 @@ def train_bank(args: BankTrainArgs) -> Path:
     c = args.r1_every / (args.r1_every + 1)
     g_opt = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.0, 0.99))
     d_opt = torch.optim.Adam(D.parameters(), lr=args.lr * c, betas=(0.0, 0.99**c))
-    start = 0
+    start, prior_minutes = 0, 0.0
     if args.resume:
         ckpt = load_checkpoint(out / CHECKPOINT)
         G.load_state_dict(ckpt["G"]), D.load_state_dict(ckpt["D"]), G_ema.load_state_dict(ckpt["G_ema"])
         g_opt.load_state_dict(ckpt["g_opt"]), d_opt.load_state_dict(ckpt["d_opt"])
-        start = ckpt["step"]
+        start, prior_minutes = ckpt["step"], ckpt.get("minutes", 0.0)
     G, D, g_opt, d_opt = acc.prepare(G, D, g_opt, d_opt)
     G_ema.to(device)
     g_raw = acc.unwrap_model(G)
@@ -116,8 +116,10 @@ def train_bank(args: BankTrainArgs) -> Path:
         """Checkpoint + bank folder + card (main process only)."""
         if not acc.is_main_process:
             return
+        minutes = round(prior_minutes + (time.time() - t0) / 60, 2)  # training time over all resumes
         save_checkpoint(out / CHECKPOINT, step=step, G=g_raw.state_dict(), D=acc.unwrap_model(D).state_dict(),
-                        G_ema=G_ema.state_dict(), g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(), args=args_dict(args))
+                        G_ema=G_ema.state_dict(), g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(), args=args_dict(args),
+                        minutes=minutes)
         facts = CardFacts(
             data=f"{len(data)} images from `{Path(args.data).name}`, {policy} square crops at {args.resolution}px"
             + (" (grayscale)" if config.grayscale else ""),
@@ -126,7 +128,7 @@ def train_bank(args: BankTrainArgs) -> Path:
         sha = G_ema.save_pretrained(out / "bank", discriminator=acc.unwrap_model(D).state_dict())
         (out / "bank" / "README.md").write_text(bank_card(config, sha, facts))
         (out / "training.json").write_text(json.dumps({"kind": "bank", "step": step, "args": args_dict(args),
-                                                       "minutes": round((time.time() - t0) / 60, 2)}, indent=2))
+                                                       "minutes": minutes}, indent=2))
 
     from tqdm.auto import tqdm
 

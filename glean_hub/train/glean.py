@@ -114,12 +114,12 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     perceptual = VGGPerceptual(args.vgg_weights).to(device) if args.vgg_weights else None
     g_opt = torch.optim.Adam(model.trainable_parameters(), lr=args.lr, betas=(0.9, 0.99))
     d_opt = torch.optim.Adam(D.parameters(), lr=args.d_lr, betas=(0.9, 0.99))
-    start = 0
+    start, prior_minutes = 0, 0.0
     if args.resume:
         ckpt = load_checkpoint(out / CHECKPOINT)
         model.load_state_dict(ckpt["model"]), D.load_state_dict(ckpt["D"])
         g_opt.load_state_dict(ckpt["g_opt"]), d_opt.load_state_dict(ckpt["d_opt"])
-        start = ckpt["step"]
+        start, prior_minutes = ckpt["step"], ckpt.get("minutes", 0.0)
     model, D, g_opt, d_opt = acc.prepare(model, D, g_opt, d_opt)
     raw = acc.unwrap_model(model)
     log = JsonlLog(out / LOG, acc.is_main_process, truncate_after=start if args.resume else None)
@@ -137,8 +137,9 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     def snapshot(step: int, metrics: dict | None) -> None:
         if not acc.is_main_process:
             return
+        minutes = round(prior_minutes + (time.time() - t0) / 60, 2)  # training time over all resumes
         save_checkpoint(out / CHECKPOINT, step=step, model=raw.state_dict(), D=acc.unwrap_model(D).state_dict(),
-                        g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(), args=args_dict(args))
+                        g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(), args=args_dict(args), minutes=minutes)
         facts = CardFacts(
             data=f"{len(train)} training / {len(val)} validation images from `{Path(args.data).name}`, "
             f"{policy} square crops at {res}px; LR: {args.degradation}",
@@ -148,7 +149,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
         )
         raw.save_pretrained(out / "model", card=glean_card(config, facts))
         (out / "training.json").write_text(json.dumps({"kind": "glean", "step": step, "args": args_dict(args),
-                                                       "minutes": round((time.time() - t0) / 60, 2)}, indent=2))
+                                                       "minutes": minutes}, indent=2))
 
     def validate(step: int, count: int) -> dict:
         metrics = evaluate(raw, val.hr[:count], val.lr(args.scale)[:count], device=device)
