@@ -45,3 +45,19 @@ def test_split_bank_conversion_matches_golden_output(tmp_path):
     model = GLEAN.from_pretrained(str(tmp_path / "cat-16x"), scale=16, category="cats")
     assert model.config.bank_id == "../bank-cat-256" and len(model.config.bank_sha256) == 64
     check_output(model, name)
+
+
+@pytest.mark.slow
+def test_realworld_checkpoint_round_trips_tensor_for_tensor(tmp_path):
+    """The fourth release (FFHQ 128->1024, real-world degradation) has no golden output: its conversion
+    is checked tensor for tensor and for the recorded degradation."""
+    name = "glean_in128out1024_4x2_300k_ffhq_celebahq"
+    state = golden_state_dict(name)
+    ckpt = save_official_checkpoint(state, tmp_path / "ffhq8x.pth")
+    assert main(["convert", str(ckpt), str(tmp_path / "model"), "--category", "faces", "--degradation", "realworld"]) == 0
+    ckpt.unlink()
+    model = GLEAN.from_pretrained(str(tmp_path / "model"), scale=8, category="faces")
+    assert model.config.degradation == "realworld" and (model.config.in_size, model.config.out_size) == (128, 1024)
+    loaded = model.state_dict()
+    assert [f"generator.{k}" for k in loaded] == list(state)
+    assert all(torch.equal(loaded[k[len("generator."):]], v) for k, v in state.items())
