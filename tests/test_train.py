@@ -168,3 +168,17 @@ def test_batches_depend_only_on_the_step_and_cover_every_epoch():
     assert sorted(np.concatenate(a)[:10]) == list(range(10))
     ranks = [batch_indices(7, 4, 10, seed=3, rank=r, world=2) for r in range(2)]
     assert len(set(ranks[0]) & set(ranks[1])) == 0 or len(set(np.concatenate(ranks))) < 8  # shards of one global batch
+
+
+def test_packed_folder_keeps_its_crop_policy(tmp_path):
+    from glean_hub.train.data import crop_policies, pack_dataset
+
+    src = tmp_path / "src"
+    synthetic_images(src / "train", 3, size=(178, 218))
+    synthetic_images(src / "val", 1, size=(178, 218))
+    assert pack_dataset(src, tmp_path / "packed", 16, "face") == 4
+    assert crop_policies(tmp_path / "packed", None, "faces") == ("face", "center")  # no second crop
+    assert crop_policies(src, None, "faces") == ("face", "face")
+    with pytest.raises(GleanError, match="holds 'face' crops"):
+        crop_policies(tmp_path / "packed", "pad", "faces")
+    assert Image.open(tmp_path / "packed" / "train" / "000.jpg").size == (16, 16)

@@ -30,7 +30,7 @@ from .common import (
     CHECKPOINT, LOG, JsonlLog, Throughput, args_dict, ema_update, load_checkpoint, make_accelerator,
     prepare_run_dir, save_checkpoint, save_grid, seed_step,
 )
-from .data import CROP_POLICY, PackedImages, batch_indices, split_files, to_float
+from .data import PackedImages, batch_indices, crop_policies, split_files, to_float
 from .losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 
 
@@ -70,11 +70,11 @@ def train_bank(args: BankTrainArgs) -> Path:
     out = prepare_run_dir(Path(args.out), args.resume)
     acc = make_accelerator(args.mixed_precision, args.cpu)
     device, rank, world = acc.device, acc.process_index, acc.num_processes
-    policy = args.crop_policy or CROP_POLICY.get(args.category or "", "center")
+    policy, crop = crop_policies(args.data, args.crop_policy, args.category)
 
     # 1. data: square crops packed once; grayscale sets make a grayscale bank
     train_files, _ = split_files(args.data)
-    data = PackedImages.from_files(train_files, args.resolution, policy, args.cache_dir or out / "cache", args.progress and acc.is_main_process)
+    data = PackedImages.from_files(train_files, args.resolution, crop, args.cache_dir or out / "cache", args.progress and acc.is_main_process)
     config = BankConfig(
         out_size=args.resolution, style_channels=args.style_channels, num_mlps=args.num_mlps,
         channel_multiplier=args.channel_multiplier, channel_max=args.channel_max,

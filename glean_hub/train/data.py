@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import InputImageError
+from ..errors import GleanError, InputImageError
 from ..imresize import imresize_uint8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 CROP_POLICY = {"faces": "face", "cats": "center", "cars": "center", "bedrooms": "center", "towers": "center"}
 FACE_BOX = (0.5, 0.55, 0.84)  # centre x, centre y (fractions of width, height), side (fraction of width)
+PACK_INFO = "pack.json"  # written by pack_dataset: the folder holds square crops made with this policy
 
 
 def square_crop(img: Image.Image, policy: str) -> Image.Image:
@@ -51,6 +52,39 @@ def square_crop(img: Image.Image, policy: str) -> Image.Image:
         pad = [((s - h) // 2, s - h - (s - h) // 2), ((s - w) // 2, s - w - (s - w) // 2)] + [(0, 0)] * (arr.ndim - 2)
         return Image.fromarray(np.pad(arr, pad, mode="reflect"))
     raise ValueError(f"crop policy must be 'center', 'face' or 'pad', got {policy!r}")
+
+
+def crop_policies(root: str | Path, requested: str | None, category: str | None) -> tuple[str, str]:
+    """(policy to record in the model config, crop to apply when loading the images).
+
+    A folder made by `pack_dataset` holds square crops already: nothing more is cut (centre crop of a
+    square is the identity), and its pack.json names the policy that made them."""
+    default = requested or CROP_POLICY.get(category or "", "center")
+    info = Path(root) / PACK_INFO
+    if not info.is_file():
+        return default, default
+    packed = json.loads(info.read_text())["crop_policy"]
+    if requested and requested != packed:
+        raise GleanError(f"{root} holds {packed!r} crops (see its {PACK_INFO}), but --crop-policy {requested} was asked for")
+    return packed, "center"
+
+
+def pack_dataset(src: str | Path, dst: str | Path, resolution: int, policy: str, quality: int = 95) -> int:
+    """Write the square training crops of `src` (train/ and val/) to `dst` as JPEGs, with a pack.json, so a
+    category fits a small upload (e.g. 128 px faces: ~40 MB). Returns the number of images written."""
+    from tqdm.auto import tqdm
+
+    dst = Path(dst)
+    train, val = split_files(src)
+    count = 0
+    for split, files in (("train", train), ("val", val)):
+        (dst / split).mkdir(parents=True, exist_ok=True)
+        for path in tqdm(files, desc=f"packing {split}", unit="img"):
+            Image.fromarray(load_square(path, resolution, policy)).save(dst / split / f"{path.stem}.jpg", quality=quality)
+            count += 1
+    (dst / PACK_INFO).write_text(json.dumps({"crop_policy": policy, "resolution": resolution, "source": Path(src).name,
+                                             "train": len(train), "val": len(val), "jpeg_quality": quality}, indent=2))
+    return count
 
 
 def list_images(folder: Path) -> list[Path]:

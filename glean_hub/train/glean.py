@@ -33,7 +33,7 @@ from .common import (
     CHECKPOINT, LOG, JsonlLog, Throughput, args_dict, cosine_lr, load_checkpoint, make_accelerator,
     prepare_run_dir, save_checkpoint, save_grid, seed_step,
 )
-from .data import CROP_POLICY, PackedImages, batch_indices, split_files, to_float
+from .data import PackedImages, batch_indices, crop_policies, split_files, to_float
 from .losses import VGGPerceptual, d_logistic_loss, feature_matching, g_nonsaturating_loss
 
 
@@ -85,7 +85,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     if res % args.scale or res // args.scale < 4:
         raise ValueError(f"scale {args.scale} does not fit the {res}px bank (in_size = {res}/{args.scale} must be a power of two >= 4)")
     category = args.category or bank.config.category
-    policy = args.crop_policy or CROP_POLICY.get(category or "", "center")
+    policy, crop = crop_policies(args.data, args.crop_policy, category)
     bank_id = os.path.relpath(Path(args.bank).resolve(), (out / "model").resolve()) if Path(args.bank).is_dir() else args.bank
     config = GLEANConfig(
         in_size=res // args.scale, bank=bank.config, rrdb_channels=args.rrdb_channels, num_rrdbs=args.num_rrdbs,
@@ -97,8 +97,8 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     train_files, val_files = split_files(args.data)
     cache = args.cache_dir or out / "cache"
     show = args.progress and acc.is_main_process
-    train = PackedImages.from_files(train_files, res, policy, cache, show)
-    val = PackedImages.from_files(val_files or train_files[:8], res, policy, cache, show)
+    train = PackedImages.from_files(train_files, res, crop, cache, show)
+    val = PackedImages.from_files(val_files or train_files[:8], res, crop, cache, show)
 
     # 3. models, optimisers
     torch.manual_seed(args.seed)
