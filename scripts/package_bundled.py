@@ -119,7 +119,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             data=f"{terms}. {len(split_files(data_root / category)[0])} training images, `{packaged.config.crop_policy}` square "
             f"crops resized to {res}x{res} (Lanczos); LR made from the uint8 HR with MATLAB-exact bicubic imresize.",
             training=f"{training['step']} steps x {training['args']['batch_size']} images, {training['minutes']} minutes on "
-            f"{'a GPU' if training['args'].get('mixed_precision') != 'no' else 'a 2-core CPU (one thread each, two runs at a time)'}; bank: "
+            f"{'a GPU' if training['args'].get('mixed_precision') != 'no' else 'a 2-core CPU (one thread per run, two or three runs sharing the cores)'}; bank: "
             f"{bank_training['step']} steps, {bank_training['minutes']} minutes. Losses: pixel MSE {training['args']['pixel_weight']}, "
             f"perceptual {training['args']['perceptual_weight']} (discriminator features), GAN {training['args']['gan_weight']}. "
             "Exact commands: scripts/train_bundled.sh (seed 0).",

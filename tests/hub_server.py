@@ -1165,7 +1165,7 @@ class _Request:
         try:
             return json.loads(self.body)
         except ValueError as e:
-            raise HubHTTPError(400, f"Invalid JSON body: {e}")
+            raise HubHTTPError(400, f"Invalid JSON body: {e}") from e
 
 
 @dataclasses.dataclass
