@@ -11,7 +11,8 @@ baseline-<c>-<S>x-<R>/ (the bank-less baseline, optional). It
 3. writes the model card (README.md in the folder and a copy in model_cards/) with those numbers, the training
    facts from training.json, and the best and worst validation cases by PSNR (numbers and file names only: the
    validation images' licences do not allow copying them into the repo);
-4. saves a grid of bank samples (generated images, no dataset pixels) next to the cards.
+4. saves a grid of bank samples (generated images, no dataset pixels) next to the cards;
+5. merges the numbers into model_cards/metrics.json and rewrites the README's models table from it.
 """
 
 from __future__ import annotations
@@ -136,6 +137,33 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
     return rows
 
 
+def models_table(rows: list[dict]) -> str:
+    """Markdown table of the bundled models' validation numbers (rows of model_cards/metrics.json)."""
+    lines = [
+        "| model | in -> out | GLEAN PSNR / SSIM | bicubic PSNR / SSIM | no bank PSNR | GLEAN - bicubic |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        entry = next(m for m in MODELS if m.repo_id == r["model"])
+        g, b, nb = r["GLEAN"], r["bicubic"], r.get("no bank (same encoder-decoder)")
+        no_bank = f"{nb['PSNR']:.2f}" if nb else "-"
+        lines.append(
+            f"| [{entry.category} {entry.scale}x](model_cards/{entry.bundled}.md) | {entry.in_size} -> {entry.out_size} "
+            f"| {g['PSNR']:.2f} / {g['SSIM']:.3f} | {b['PSNR']:.2f} / {b['SSIM']:.3f} "
+            f"| {no_bank} | {g['PSNR'] - b['PSNR']:+.2f} dB |"
+        )
+    return "\n".join(lines)
+
+
+def write_readme_table(rows: list[dict], readme: Path = ROOT / "README.md") -> None:
+    """Replace the text between the README's models-table markers."""
+    start, end = "<!-- models-table:start -->", "<!-- models-table:end -->"
+    text = readme.read_text()
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    readme.write_text(f"{head}{start}\n{models_table(rows)}\n{end}{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
@@ -150,7 +178,10 @@ def main() -> None:
     path = cards_dir / "metrics.json"  # measured numbers of every bundled model, merged across invocations
     merged = {r["model"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
     merged.update({r["model"]: r for r in rows})
-    path.write_text(json.dumps(list(merged.values()), indent=2))
+    order = {m.repo_id: i for i, m in enumerate(MODELS)}
+    merged_rows = sorted(merged.values(), key=lambda r: order[r["model"]])
+    path.write_text(json.dumps(merged_rows, indent=2))
+    write_readme_table(merged_rows)
 
 
 if __name__ == "__main__":
