@@ -114,6 +114,12 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         cases = lambda idx: ", ".join(f"{val.names[i]} {m['per_image_psnr'][i]:.1f} dB" for i in idx)  # noqa: E731, B023
 
         worst, best = order[:3], order[-3:][::-1]
+        gain = metrics["GLEAN"]["PSNR"] - metrics["bicubic"]["PSNR"]
+        verdict = (f" GLEAN is {gain:.2f} dB above bicubic on PSNR" if gain > 0 else
+                   f" GLEAN is {-gain:.2f} dB BELOW bicubic on PSNR: this model is undertrained, and bicubic is the better estimate")
+        if "no bank (same encoder-decoder)" in metrics:
+            vs = metrics["GLEAN"]["PSNR"] - metrics["no bank (same encoder-decoder)"]["PSNR"]
+            verdict += f"; the bank adds {vs:+.2f} dB over the same encoder-decoder trained without it"
         training = json.loads((run / "training.json").read_text())
         glean_facts = CardFacts(
             license="other", license_name="research-only-data", datasets=[dataset],
@@ -126,7 +132,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             "Exact commands: scripts/train_bundled.sh (seed 0).",
             metrics=metrics,
             limitations=LIMITATIONS[category]
-            + f" Validation ({len(val)} images): best PSNR {cases(best)}; worst {cases(worst)}. "
+            + f"{verdict}. Validation ({len(val)} images): best PSNR {cases(best)}; worst {cases(worst)}. "
             "These are small models trained on a CPU as a stopgap (64x64 output): they prove the pipeline, not GLEAN's quality.",
         )
         card = glean_card(packaged.config, glean_facts, repo_id=entry.repo_id)
