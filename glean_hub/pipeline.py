@@ -18,7 +18,8 @@ Size rules, all read from `model.config` (in_size n, out_size N):
 * `align_faces=True`: the largest face is rotated upright and cropped like the training crops
   (see faces.py), upscaled, and pasted back with a feathered mask into a bicubic enlargement of
   the whole image by the same factor; no face found -> a warning and the `mode` rule;
-* grayscale banks (`config.bank.grayscale`): colour inputs become grayscale, with a warning.
+* grayscale banks (`config.bank.grayscale`): colour inputs become grayscale, with a warning, and the
+  output is made exactly gray (ITU-R 601 luma of the network's three channels).
 
 Alpha (RGBA, LA, PA, transparency) is taken off, enlarged to the output with MATLAB bicubic and put
 back. `output_size` resamples the final image (flagged `post_resize` in `UpscaleInfo`).
@@ -38,7 +39,7 @@ from PIL import Image
 
 from .degradation import degradation_warnings, jpeg_quality
 from .errors import ConfigError, GleanWarning, InputImageError
-from .images import default_max_pixels, load_image, pil_to_tensor, split_alpha, to_grayscale_rgb
+from .images import LUMA_601, default_max_pixels, load_image, pil_to_tensor, split_alpha, to_grayscale_rgb
 from .imresize import imresize, imresize_uint8
 
 MODES = ("crop", "pad", "resize")
@@ -367,6 +368,8 @@ class GLEANPipeline:
         c = self.config
         info = dataclasses.replace(p.info, warnings=list(p.info.warnings))  # p stays reusable
         y = ((sr.reshape(3, c.out_size, c.out_size).float() + 1) / 2).clamp(0, 1)  # [3, N, N] in [0, 1]
+        if c.bank.grayscale:  # the network's channels differ slightly; the output is gray, as the input was
+            y = (LUMA_601.to(y) @ y.reshape(3, -1)).reshape(1, *y.shape[1:]).expand(3, -1, -1).contiguous()
         h, w = p.rgb.shape[:2]
 
         # 5. geometry: cut the padding / paste the face back

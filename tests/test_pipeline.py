@@ -253,13 +253,21 @@ def test_exif_orientation_is_honoured(pipe, tmp_path):
     np.testing.assert_array_equal(np.asarray(out.lr_images[0]), np.asarray(pipe(upright, mode="pad").lr_images[0]))
 
 
-def test_grayscale_bank_converts_colour_with_a_warning():
+def test_grayscale_bank_converts_colour_with_a_warning_and_outputs_gray():
     cfg = tiny_config()
     model = GLEAN(cfg.replace(bank=dataclasses.replace(cfg.bank, grayscale=True))).eval()
-    out, warned = run(GLEANPipeline(model, device="cpu"), photo(16, 16))
+    pipe = GLEANPipeline(model, device="cpu")
+    out, warned = run(pipe, photo(16, 16))
     lr = np.asarray(out.lr_images[0])
     assert (lr[..., 0] == lr[..., 2]).all()
     assert any("grayscale" in w for w in warned)
+    sr = np.asarray(out.images[0])
+    assert (sr[..., 0] == sr[..., 1]).all() and (sr[..., 1] == sr[..., 2]).all()
+    with torch.no_grad():  # the network's own channels differ: the gray output is their luma, not one channel
+        y = ((model(pil_to_tensor(out.lr_images[0]))[0] + 1) / 2).clamp(0, 1)
+    assert (y[0] - y[2]).abs().max() > 1 / 255
+    luma = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]) * 255
+    assert np.abs(sr[..., 0].astype(float) - luma.numpy()).max() <= 0.5 + 1e-3
 
 
 # --- degradation guard -------------------------------------------------------------------------
