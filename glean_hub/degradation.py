@@ -45,9 +45,12 @@ _STD_LUMA = np.array(
      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
 
 
+LUMA_601 = (0.299, 0.587, 0.114)  # ITU-R 601 luma weights of R, G, B (those of PIL's "L")
+
+
 def luma(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB [H, W, 3] -> float64 luma [H, W] in 0..255 (ITU-R 601)."""
-    return rgb[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return rgb[..., :3].astype(np.float64) @ np.array(LUMA_601)
 
 
 def _center_window(g: np.ndarray, size: int) -> np.ndarray:

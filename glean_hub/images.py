@@ -232,9 +232,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
     )
 
 
-LUMA_601 = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 luma weights of R, G, B (those of PIL's "L")
-
-
 def to_grayscale_rgb(img: Image.Image) -> Image.Image:
     """RGB -> luma (ITU-R 601, PIL's "L") replicated to 3 channels, for banks trained on grayscale."""
     return img.convert("L").convert("RGB")

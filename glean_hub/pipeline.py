@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .degradation import degradation_warnings, jpeg_quality
+from .degradation import LUMA_601, degradation_warnings, jpeg_quality
 from .errors import ConfigError, GleanWarning, InputImageError
-from .images import LUMA_601, default_max_pixels, load_image, pil_to_tensor, split_alpha, to_grayscale_rgb
+from .images import default_max_pixels, load_image, pil_to_tensor, split_alpha, to_grayscale_rgb
 from .imresize import imresize, imresize_uint8
 
 MODES = ("crop", "pad", "resize")
@@ -369,7 +369,7 @@ class GLEANPipeline:
         info = dataclasses.replace(p.info, warnings=list(p.info.warnings))  # p stays reusable
         y = ((sr.reshape(3, c.out_size, c.out_size).float() + 1) / 2).clamp(0, 1)  # [3, N, N] in [0, 1]
         if c.bank.grayscale:  # the network's channels differ slightly; the output is gray, as the input was
-            y = (LUMA_601.to(y) @ y.reshape(3, -1)).reshape(1, *y.shape[1:]).expand(3, -1, -1).contiguous()
+            y = (torch.tensor(LUMA_601, dtype=y.dtype) @ y.reshape(3, -1)).reshape(1, *y.shape[1:]).expand(3, -1, -1).contiguous()
         h, w = p.rgb.shape[:2]
 
         # 5. geometry: cut the padding / paste the face back

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from glean_hub.train.data import CROP_POLICY, pack_dataset  # noqa: E402
+from glean_hub.train.data import default_crop_policy, pack_dataset  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("src", help="image folder with train/ and val/ (or flat)")
@@ -24,5 +24,5 @@ parser.add_argument("--category", help="picks the crop policy (faces: face, othe
 parser.add_argument("--crop-policy", choices=["center", "face", "pad"])
 parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
 args = parser.parse_args()
-policy = args.crop_policy or CROP_POLICY.get(args.category or "", "center")
+policy = default_crop_policy(args.crop_policy, args.category)
 print(f"{pack_dataset(args.src, args.dst, args.resolution, policy, args.quality)} images -> {args.dst} ({policy} crops)")

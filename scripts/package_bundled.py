@@ -52,6 +52,9 @@ LIMITATIONS = {
 }
 
 
+NO_BANK = "no bank (same encoder-decoder)"  # metrics key of the bank-less baseline
+
+
 def metrics_row(m: dict) -> dict:
     return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"]}
 
@@ -109,7 +112,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         baseline_run = runs / f"baseline-{category}-{entry.scale}x-{res}"
         if (baseline_run / "model").is_dir():
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
-            metrics["no bank (same encoder-decoder)"] = metrics_row(b["glean"])
+            metrics[NO_BANK] = metrics_row(b["glean"])
         order = sorted(range(len(val)), key=lambda i: m["per_image_psnr"][i])
         cases = lambda idx: ", ".join(f"{val.names[i]} {m['per_image_psnr'][i]:.1f} dB" for i in idx)  # noqa: E731, B023
 
@@ -117,8 +120,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         gain = metrics["GLEAN"]["PSNR"] - metrics["bicubic"]["PSNR"]
         verdict = (f" GLEAN is {gain:.2f} dB above bicubic on PSNR" if gain > 0 else
                    f" GLEAN is {-gain:.2f} dB BELOW bicubic on PSNR: this model is undertrained, and bicubic is the better estimate")
-        if "no bank (same encoder-decoder)" in metrics:
-            vs = metrics["GLEAN"]["PSNR"] - metrics["no bank (same encoder-decoder)"]["PSNR"]
+        if NO_BANK in metrics:
+            vs = metrics["GLEAN"]["PSNR"] - metrics[NO_BANK]["PSNR"]
             verdict += f"; the bank adds {vs:+.2f} dB over the same encoder-decoder trained without it"
         training = json.loads((run / "training.json").read_text())
         glean_facts = CardFacts(
@@ -151,7 +154,7 @@ def models_table(rows: list[dict]) -> str:
     ]
     for r in rows:
         entry = next(m for m in MODELS if m.repo_id == r["model"])
-        g, b, nb = r["GLEAN"], r["bicubic"], r.get("no bank (same encoder-decoder)")
+        g, b, nb = r["GLEAN"], r["bicubic"], r.get(NO_BANK)
         no_bank = f"{nb['PSNR']:.2f}" if nb else "-"
         lines.append(
             f"| [{entry.category} {entry.scale}x](model_cards/{entry.bundled}.md) | {entry.in_size} -> {entry.out_size} "

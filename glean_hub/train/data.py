@@ -54,12 +54,17 @@ def square_crop(img: Image.Image, policy: str) -> Image.Image:
     raise ValueError(f"crop policy must be 'center', 'face' or 'pad', got {policy!r}")
 
 
+def default_crop_policy(requested: str | None, category: str | None) -> str:
+    """The crop policy asked for, else the category's (CROP_POLICY), else centre."""
+    return requested or CROP_POLICY.get(category or "", "center")
+
+
 def crop_policies(root: str | Path, requested: str | None, category: str | None) -> tuple[str, str]:
     """(policy to record in the model config, crop to apply when loading the images).
 
     A folder made by `pack_dataset` holds square crops already: nothing more is cut (centre crop of a
     square is the identity), and its pack.json names the policy that made them."""
-    default = requested or CROP_POLICY.get(category or "", "center")
+    default = default_crop_policy(requested, category)
     info = Path(root) / PACK_INFO
     if not info.is_file():
         return default, default
