@@ -221,7 +221,7 @@ def _dataclass_flags(parser, cls, helps: dict[str, str], skip: tuple[str, ...] =
         parser.add_argument(flag, type=typ, default=default, required=required, help=text, metavar=metavar, choices=choices)
 
 
-_CHOICES = {"degradation": ("bicubic", "realworld"), "crop_policy": ("center", "face", "pad"), "mixed_precision": ("no", "bf16", "fp16")}
+_CHOICES = {"pixel_loss": ("mse", "l1"), "degradation": ("bicubic", "realworld"), "crop_policy": ("center", "face", "pad"), "mixed_precision": ("no", "bf16", "fp16")}
 
 
 _COMMON_TRAIN_HELP = {
@@ -313,6 +313,10 @@ def add_train(sub) -> None:
         "vgg_weights": "local torchvision vgg19 weights for a VGG perceptual loss",
         "rrdb_channels": "RRDB width", "num_rrdbs": "RRDB blocks", "rrdb_growth": "dense-block growth channels",
         "decoder_channels": "width of the decoder's last hidden conv",
+        "decoder_width": "width of the pixel-shuffle decoder stages (default: the bank's widths, as the official models)",
+        "bicubic_skip": "add the MATLAB-bicubic upscale of the input to the output (the network learns the residual)",
+        "pixel_loss": "mse (as MMEditing's GLEAN) or l1",
+        "extra_crops": "extra framings of the training images, comma-separated crop policies (e.g. center)",
         "no_bank": "train the bank-less baseline (zeros instead of bank features) for comparisons",
         "val_images": "validation images for intermediate metrics (all at the end)",
     }, skip=("progress",))

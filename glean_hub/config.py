@@ -156,6 +156,8 @@ class GLEANConfig(_JsonConfig):
     num_rrdbs: int = 23  # RRDB blocks in the trunk
     rrdb_growth: int = 32  # growth channels of each dense block
     decoder_channels: int = 64  # width of the decoder's last hidden conv (official: 64)
+    decoder_width: int | None = None  # width of the pixel-shuffle stages above in_size; None: the bank's widths (official)
+    bicubic_skip: bool = False  # add the MATLAB-bicubic upscale of the input to the output (official: False)
     use_bank: bool = True  # False: ablation without the bank (decoder gets zeros), the "bank-less baseline"
     # metadata: how to feed the model (the pipeline reads these, never hard-coded numbers)
     category: str | None = None  # "faces", "cats", "cars", "bedrooms", "towers", or None
@@ -178,6 +180,10 @@ class GLEANConfig(_JsonConfig):
         for name in ("rrdb_channels", "rrdb_growth", "decoder_channels"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _check(self.decoder_width is None or (isinstance(self.decoder_width, int) and not isinstance(self.decoder_width, bool)
+                                              and self.decoder_width >= 1),
+               f"decoder_width must be null or a positive integer, got {self.decoder_width!r}")
+        _check(isinstance(self.bicubic_skip, bool), f"bicubic_skip must be true or false, got {self.bicubic_skip!r}")
         _check(isinstance(self.num_rrdbs, int) and self.num_rrdbs >= 0, f"num_rrdbs must be >= 0, got {self.num_rrdbs!r}")
         _check(self.degradation in DEGRADATIONS, f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}")
         _check(self.crop_policy in CROP_POLICIES, f"crop_policy must be one of {CROP_POLICIES}, got {self.crop_policy!r}")

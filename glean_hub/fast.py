@@ -241,6 +241,7 @@ class FastGLEAN(nn.Module):
     check_input = GLEAN.check_input
     encode = GLEAN.encode
     decode = GLEAN.decode
+    add_skip = GLEAN.add_skip
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         """[N, 3, in_size, in_size] in [-1, 1] -> [N, 3, out_size, out_size] in `dtype`."""
@@ -265,7 +266,7 @@ class FastGLEAN(nn.Module):
         """The network on a prepared input (dtype, layout, device); what torch.compile compiles."""
         latents, enc_features = self.encode(x)
         if self.bank is None:
-            return self.decode(enc_features[-1], None)
+            return self.add_skip(x, self.decode(enc_features[-1], None))
         latents = latents.float()
         bank = self.bank
         out = bank.constant.expand(x.shape[0], -1, -1, -1)
@@ -279,7 +280,7 @@ class FastGLEAN(nn.Module):
             out = bank.convs[2 * t + 1](out, latents[:, i + 1])
             if out.shape[2] > self.config.in_size:
                 bank_features.append(out)
-        return self.decode(enc_features[-1], bank_features)
+        return self.add_skip(x, self.decode(enc_features[-1], bank_features))
 
 
 def _frozen_copy(module: nn.Module, dtype: torch.dtype, memory_format: torch.memory_format) -> nn.Module:

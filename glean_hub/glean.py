@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import GLEANConfig
+from .imresize import imresize
 from .rrdb import RRDBFeatureExtractor
 from .stylegan2 import StyleGAN2Generator
 
@@ -94,9 +95,9 @@ class GLEAN(nn.Module):
         self.decoder = nn.ModuleList()
         for log_res in range(int(math.log2(c.in_size)), c.bank.log_size + 1):
             res = 2**log_res
-            in_channels = ch(res) if res == c.in_size else 2 * ch(res)
+            in_channels = ch(res) if res == c.in_size else self.decoder_width(res) + ch(res)
             if res < c.out_size:
-                self.decoder.append(PixelShufflePack(in_channels, ch(2 * res)))
+                self.decoder.append(PixelShufflePack(in_channels, self.decoder_width(2 * res)))
             else:
                 self.decoder.append(
                     nn.Sequential(
@@ -105,6 +106,10 @@ class GLEAN(nn.Module):
                         nn.Conv2d(c.decoder_channels, c.bank.img_channels, 3, 1, 1),
                     )
                 )
+
+    def decoder_width(self, res: int) -> int:
+        """Channels of the decoder's own feature at side `res` (> in_size): the bank's width, or `decoder_width`."""
+        return self.config.bank.channels(res) if self.config.decoder_width is None else self.config.decoder_width
 
     def check_input(self, lr: torch.Tensor) -> None:
         """Raise ValueError unless lr is a float tensor [N, 3, in_size, in_size]."""
@@ -135,7 +140,7 @@ class GLEAN(nn.Module):
         self.check_input(lr)
         latents, enc_features = self.encode(lr)
         if not self.config.use_bank:
-            return self.decode(enc_features[-1], None)
+            return self.add_skip(lr, self.decode(enc_features[-1], None))
         bank = self.generator
         noise = bank.stored_noise
 
@@ -151,7 +156,14 @@ class GLEAN(nn.Module):
             if out.shape[2] > self.config.in_size:
                 bank_features.append(out)
 
-        return self.decode(enc_features[-1], bank_features)
+        return self.add_skip(lr, self.decode(enc_features[-1], bank_features))
+
+    def add_skip(self, lr: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out [N,3,S,S] + MATLAB-bicubic upscale of lr [N,3,s,s] when `config.bicubic_skip`, else out."""
+        if not self.config.bicubic_skip:
+            return out
+        up = imresize(lr.float(), size=(self.config.out_size, self.config.out_size), antialias=False)
+        return out + up.to(out.dtype)
 
     def decode(self, feat: torch.Tensor, bank_features: list[torch.Tensor] | None) -> torch.Tensor:
         """Decoder: from the encoder feature at in_size, fuse bank features (zeros if None) on the way up."""

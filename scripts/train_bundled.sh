@@ -4,6 +4,8 @@
 #   bash scripts/train_bundled.sh PROFILE CATEGORY [DATA_ROOT] [RUNS]
 #
 # PROFILE  cpu64  : the stopgap models trained on 2 CPU cores (64x64 output, 8x and 16x)
+#          cpu64-psnr : the bundled 64 px GLEAN models on the bundled banks (glean_hub/weights/bank-*-64):
+#                   bicubic skip, 64-wide decoder, L1 only (PSNR-first), batch 32, bf16 autocast
 #          gpu128 : the target models (128x128 output, 8x and 16x, 32x for faces), one or more GPUs
 # DATA_ROOT defaults to ../shared/data (folders faces/ cats/ cars/ bedrooms/ towers/ with train/ and val/).
 # RUNS defaults to runs/. Every run is resumable: rerun the same command to continue a run that stopped
@@ -24,6 +26,13 @@ case $PROFILE in
     BANK="--channel-max 64 --channel-multiplier 0.0625 --style-channels 128 --num-mlps 4 --batch-size 16 --steps ${BANK_STEPS:-6000}"
     GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --batch-size 8  --lr 2e-4 --steps ${GLEAN_STEPS:-3000}"
     ;;
+  cpu64-psnr)
+    RES=64; SCALES="8 16"; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
+    EXTRA=""; [ "$CATEGORY" = faces ] && EXTRA="--extra-crops center"  # also the centre squares of the photos
+    GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --decoder-width 64 --bicubic-skip
+           --pixel-loss l1 --perceptual-weight 0 --gan-weight 0 --batch-size 32 --lr 3e-4 --mixed-precision bf16
+           --steps ${GLEAN_STEPS:-800} --cache-dir $RUNS/cache $EXTRA"
+    ;;
   gpu128)
     RES=128; SCALES="8 16"; [ "$CATEGORY" = faces ] && SCALES="8 16 32"
     BANK="--channel-max 256 --channel-multiplier 0.5 --style-channels 256 --num-mlps 8 --batch-size 32 --steps ${BANK_STEPS:-40000} --mixed-precision bf16"
@@ -42,10 +51,14 @@ PY
   $LAUNCH glean_hub.cli "$@" --out "$out" --seed 0 --max-minutes "$MINUTES" $resume
 }
 
-run "$RUNS/bank-$CATEGORY-$RES" train-bank --data "$DATA" --category "$CATEGORY" --resolution $RES $BANK
+if [ -z "${BANK_DIR:-}" ]; then
+  run "$RUNS/bank-$CATEGORY-$RES" train-bank --data "$DATA" --category "$CATEGORY" --resolution $RES $BANK
+  BANK_DIR=$RUNS/bank-$CATEGORY-$RES/bank
+fi
+TAG=$RES; [ "$PROFILE" = cpu64-psnr ] && TAG=$RES-psnr
 for S in $SCALES; do
-  run "$RUNS/glean-$CATEGORY-${S}x-$RES" train --bank "$RUNS/bank-$CATEGORY-$RES/bank" --data "$DATA" --scale $S $GLEAN
+  run "$RUNS/glean-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN
   if [ "$BASELINES" = 1 ]; then  # the same losses and steps, zeros instead of bank features
-    run "$RUNS/baseline-$CATEGORY-${S}x-$RES" train --bank "$RUNS/bank-$CATEGORY-$RES/bank" --data "$DATA" --scale $S $GLEAN --no-bank
+    run "$RUNS/baseline-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN --no-bank
   fi
 done

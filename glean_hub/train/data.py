@@ -184,6 +184,9 @@ class PackedImages:
         hr = self.hr[:, :, ::8, ::8]
         return float(np.mean((hr[:, 0] == hr[:, 1]).all(axis=(1, 2)) & (hr[:, 1] == hr[:, 2]).all(axis=(1, 2))))
 
+    def concat(self, other: "PackedImages") -> "PackedImages":
+        return PackedImages(np.concatenate([self.hr, other.hr]), self.names + other.names)
+
     def lr(self, scale: int) -> np.ndarray:
         if scale not in self._lr:
             self._lr[scale] = bicubic_lr(self.hr, scale)

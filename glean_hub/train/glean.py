@@ -26,7 +26,7 @@ from ..cards import CardFacts, glean_card
 from ..config import GLEANConfig
 from ..discriminator import StyleGAN2Discriminator
 from ..eval import evaluate
-from ..glean import GLEAN
+from ..glean import GLEAN, PixelShufflePack
 from ..hub import DISCRIMINATOR_NAME, HubOptions, fetch, load_bank
 from .augment import realworld_lr, random_flip
 from .common import (
@@ -52,6 +52,7 @@ class GLEANTrainArgs:
     d_lr: float = 1e-4
     warmup: int = 0
     pixel_weight: float = 1.0
+    pixel_loss: str = "mse"  # "mse" (MMEditing's GLEAN) or "l1" (PSNR-oriented training converges faster)
     perceptual_weight: float = 1e-2
     gan_weight: float = 1e-2
     vgg_weights: Path | None = None  # torchvision vgg19 state dict; default perceptual term: D feature matching
@@ -59,6 +60,9 @@ class GLEANTrainArgs:
     num_rrdbs: int = 23
     rrdb_growth: int = 32
     decoder_channels: int = 64
+    decoder_width: int | None = None  # width of the pixel-shuffle stages; None: the bank's widths (official)
+    bicubic_skip: bool = False  # learn the residual over the MATLAB-bicubic upscale (not in the official models)
+    extra_crops: str = ""  # more training framings, comma-separated crop policies (e.g. "center" for faces)
     no_bank: bool = False  # train the bank-less baseline (same encoder/decoder, zeros instead of bank features)
     seed: int = 0
     mixed_precision: str = "no"
@@ -71,6 +75,27 @@ class GLEANTrainArgs:
     sample_every: int = 500
     checkpoint_every: int = 500
     progress: bool = True
+
+
+PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
+
+
+@torch.no_grad()
+def init_decoder(model: GLEAN) -> None:
+    """ICNR initialisation of the pixel-shuffle convs (Aitken et al. 2017: the four sub-pixels of each
+    output start equal, so the output carries no pixel-shuffle-period grid at step 0); with a bicubic
+    skip, the last conv starts at zero so the untrained model is exactly bicubic."""
+    for block in model.decoder:
+        if isinstance(block, PixelShufflePack):
+            conv = block.upsample_conv
+            r2 = block.scale**2
+            sub = torch.empty(conv.out_channels // r2, *conv.weight.shape[1:])
+            torch.nn.init.kaiming_normal_(sub, a=0.2)
+            conv.weight.copy_(sub.repeat_interleave(r2, dim=0))
+            conv.bias.copy_(conv.bias.view(-1, r2)[:, :1].expand(-1, r2).reshape(-1))
+    if model.config.bicubic_skip:
+        last = model.decoder[-1][-1]
+        last.weight.zero_(), last.bias.zero_()
 
 
 def train_glean(args: GLEANTrainArgs) -> Path:
@@ -89,7 +114,8 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     bank_id = os.path.relpath(Path(args.bank).resolve(), (out / "model").resolve()) if Path(args.bank).is_dir() else args.bank
     config = GLEANConfig(
         in_size=res // args.scale, bank=bank.config, rrdb_channels=args.rrdb_channels, num_rrdbs=args.num_rrdbs,
-        rrdb_growth=args.rrdb_growth, decoder_channels=args.decoder_channels, use_bank=not args.no_bank,
+        rrdb_growth=args.rrdb_growth, decoder_channels=args.decoder_channels, decoder_width=args.decoder_width,
+        bicubic_skip=args.bicubic_skip, use_bank=not args.no_bank,
         category=category, degradation=args.degradation, crop_policy=policy, bank_id=bank_id, bank_sha256=bank.sha256,
     )
 
@@ -98,6 +124,8 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     cache = args.cache_dir or out / "cache"
     show = args.progress and acc.is_main_process
     train = PackedImages.from_files(train_files, res, crop, cache, show)
+    for extra in filter(None, args.extra_crops.split(",")):  # the same images framed otherwise: robust to framing
+        train = train.concat(PackedImages.from_files(train_files, res, extra, cache, show))
     val = PackedImages.from_files(val_files or train_files[:8], res, crop, cache, show)
 
     # 3. models, optimisers
@@ -105,6 +133,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     model = GLEAN(config)
     model.generator.load_state_dict(bank.state_dict())
     model.generator.set_fused_modulation(False)
+    init_decoder(model)
     D = StyleGAN2Discriminator(bank.config)
     disc_path = fetch(args.bank, DISCRIMINATOR_NAME, HubOptions(), required=False)
     if disc_path is not None:
@@ -143,7 +172,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
         facts = CardFacts(
             data=f"{len(train)} training / {len(val)} validation images from `{Path(args.data).name}`, "
             f"{policy} square crops at {res}px; LR: {args.degradation}",
-            training=f"{step} steps x {args.batch_size * world} images; losses pixel {args.pixel_weight}, "
+            training=f"{step} steps x {args.batch_size * world} images; losses pixel {args.pixel_loss} {args.pixel_weight}, "
             f"perceptual {args.perceptual_weight} ({'VGG19' if perceptual else 'discriminator features'}), GAN {args.gan_weight}",
             metrics={k: {m: v for m, v in metrics[k].items()} for k in ("glean", "bicubic")} if metrics else {},
         )
@@ -173,7 +202,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
         D.requires_grad_(False)
         with acc.autocast():
             sr = model(lr)
-            pixel = F.mse_loss(sr.float(), hr)
+            pixel = PIXEL_LOSSES[args.pixel_loss](sr.float(), hr)
             if use_d:
                 fake_logits, fake_feats = D(sr, return_features=True)
             if perceptual is not None:
