@@ -143,10 +143,10 @@ def add_demo(sub) -> None:
         formatter_class=_formatter,
         description=textwrap.dedent(
             """\
-            Start the interactive demo (demo/app.py) on the installed models, or on the folders and Hub repos
-            given with --model. It serves on 127.0.0.1 only, prints the address, and opens no public link
+            Start the interactive demo (glean_hub/demo.py) on the installed models, or on the folders and Hub
+            repos given with --model. It serves on 127.0.0.1 only, prints the address, and opens no public link
             unless --share is given. Runs on the GPU when PyTorch sees one, else on the CPU.
-            Needs the demo extra: pip install -e ".[demo]" (from a source checkout: the app is demo/app.py).
+            Needs the demo extra: pip install "glean-hub[demo]" (from a source checkout: pip install -e ".[demo]").
 
             examples:
               glean-hub demo
@@ -163,31 +163,14 @@ def add_demo(sub) -> None:
 
 
 def load_demo_app():
-    """demo/app.py as a module, loaded by path.
-
-    The app lives beside the package, not in it, because it is also a Hub Space's entry point
-    (demo/ is the Space). An editable install or a source checkout has it; a wheel does not.
-    """
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "demo" / "app.py"
-    if not path.is_file():
-        raise GleanError(
-            f"the demo app is not installed ({path} is missing): it ships with the source tree. "
-            'Clone the repository and `pip install -e ".[demo]"`, then run glean-hub demo again'
-        )
-    spec = importlib.util.spec_from_file_location("glean_hub_demo_app", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
+    """The demo app module (glean_hub/demo.py; it ships in the wheel); a missing Gradio is one line."""
     try:
-        spec.loader.exec_module(module)
+        from . import demo
     except ModuleNotFoundError as e:
-        del sys.modules[spec.name]
         if e.name and e.name.split(".")[0] in ("gradio", "gradio_client"):
-            raise GleanError(f'the demo needs Gradio ({e.name} is not installed): pip install -e ".[demo]"') from None
+            raise GleanError(f'the demo needs Gradio ({e.name} is not installed): pip install "glean-hub[demo]"') from None
         raise
-    return module
+    return demo
 
 
 def run_demo(args) -> int:

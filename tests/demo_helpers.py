@@ -1,4 +1,4 @@
-"""Helpers for the demo tests: load demo/app.py as the CLI does, tiny model folders, a loopback server."""
+"""Helpers for the demo tests: load the demo app (glean_hub/demo.py) as the CLI does, tiny model folders, a loopback server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import tiny_model  # noqa: E402
 
 from glean_hub.cli import load_demo_app  # noqa: E402
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "demo" / "examples" / "chelsea.png"  # 192x128, CC0
+EXAMPLE = Path(__file__).resolve().parent.parent / "glean_hub" / "demo_examples" / "chelsea.png"  # 192x128, CC0
 # (category, scale) -> (in_size, out_size) of the tiny models the demo tests serve
 TINY = {("faces", 4): (8, 32), ("faces", 8): (4, 32), ("cats", 4): (8, 32), ("cats", 8): (4, 32)}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""The Gradio demo (demo/app.py) driven through gradio_client on a loopback server, with tiny models.
+"""The Gradio demo (glean_hub/demo.py) driven through gradio_client on a loopback server, with tiny models.
 
 The app is loaded the way `glean-hub demo` loads it (by path), launched once per module on a free
 127.0.0.1 port, and called at its stable `/upscale` endpoint like any gradio_client user would.

@@ -1,0 +1,554 @@
+"""GLEAN demo: upload a small image, pick a category and a scale, get the upscaled result.
+
+    glean-hub demo [--host 127.0.0.1] [--port 7860] [--share] [--model DIR_OR_REPO ...]
+    python -m glean_hub.demo ...        (the same)
+    python demo/app.py ...              (the same, from a source checkout: the Space entry point)
+
+The app ships inside the package (a wheel has it); demo/app.py is the Hugging Face Space's thin entry
+point that imports `build_demo` from here (demo/README.md has the Space header).
+It serves the registry's installed models (`glean_hub.registry.available()`), or the folders and
+Hub repos given with --model; with none at all it still starts and says that no weights are
+installed. Runs on the GPU when torch sees one (under `spaces.GPU` when the `spaces` package is
+importable), else on the CPU; each (category, scale, device, dtype) is loaded once and kept.
+
+Layout of this file: plain functions first (model table, cache, one upscale request), then
+`build_demo()` -> gr.Blocks, then `main()`. Nothing is launched on import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Offline by default: no usage analytics or version check from Gradio (set before importing it).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Lazily cached example results go to a folder of this process, not ./.gradio: a cache left by an
+# earlier run with other weights would otherwise be shown as if these models had made it.
+os.environ.setdefault(
+    "GRADIO_EXAMPLES_CACHE", os.path.join(tempfile.gettempdir(), f"glean-hub-demo-examples-{os.getpid()}-{time.time_ns()}")
+)
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .config import CONFIG_NAME, GLEANConfig  # noqa: E402
+from .errors import GleanError, InputImageError, ModelNotFoundError  # noqa: E402
+from .hub import HubOptions, fetch  # noqa: E402
+from .images import load_image, to_rgb  # noqa: E402
+from .imresize import imresize_uint8  # noqa: E402
+from .pipeline import GLEANPipeline  # noqa: E402
+from .pipeline import resolve_dtype as pipeline_dtype  # noqa: E402
+from .registry import ModelEntry, available  # noqa: E402
+
+try:  # ZeroGPU Spaces: a GPU is attached only while a `spaces.GPU` function runs; elsewhere a no-op
+    import spaces
+
+    gpu_function = spaces.GPU(duration=60)
+except ImportError:
+
+    def gpu_function(fn):
+        return fn
+
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "demo_examples"  # package data (see pyproject.toml)
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "glean-hub-demo"  # result PNGs; files older than an hour are pruned
+MAX_FILE_SIZE = "20mb"  # uploads larger than this are refused by Gradio before they reach us
+QUEUE_SIZE = 16  # requests waiting at most; more get "queue full"
+DEFAULT_SCALE = 16  # preselected when the category has it (GLEAN's headline factor), else the largest
+GPU_CONCURRENCY = 1  # upscales running at once on the one device; a second would only compete for it
+
+MODES = [
+    ("crop: centre square, then downscale", "crop"),
+    ("pad: letterbox to a square, then downscale", "pad"),
+    ("resize: squash to a square", "resize"),
+]
+# Gradio 6 takes CSS at launch(): every launch of this app passes LAUNCH_OPTIONS.
+CSS = """
+#lr-image img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+#status { font-size: 0.9em; opacity: 0.85; }
+"""
+LAUNCH_OPTIONS = {"css": CSS, "max_file_size": MAX_FILE_SIZE}
+
+DTYPES = ["auto", "float32", "bfloat16", "float16"]  # auto: float16 on a GPU, float32 on the CPU
+
+# (example file, category it shows, size policy, align faces); rows whose category is not served are left out
+EXAMPLES = [
+    ("astronaut_face.png", "faces", "crop", False),
+    ("astronaut.png", "faces", "crop", True),
+    ("chelsea.png", "cats", "crop", False),
+]
+
+NO_MODELS = (
+    "No GLEAN weights are installed, so this demo cannot upscale yet. Install a release that bundles "
+    "weights, or start it on a converted model: `glean-hub demo --model DIR_OR_HUB_REPO` "
+    "(make one with `glean-hub convert CHECKPOINT.pth DIR`)."
+)
+
+DETERMINISM_NOTE = """\
+**No seed needed.** GLEAN is deterministic: its latent bank uses the noise maps stored with the weights,
+so the same image, model and size policy always give the same result. Results differ only in the last
+bits between CPU and GPU and between dtypes: `float32` is the reference; `float16`/`bfloat16` halve the
+memory and are faster on GPUs, with small colour differences; `float16` needs a GPU. `auto` is `float16`
+on a GPU, `float32` on the CPU.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The model table: (category, scale) -> where the weights are
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One servable model: where its weights are and what to show about it."""
+
+    category: str
+    scale: int
+    location: str  # local folder or Hub repo id, as GLEAN.from_pretrained takes it
+    revision: str | None  # Hub revision (None: default branch, or a local folder)
+    in_size: int  # side of the model's input
+    out_size: int  # side of its output
+    label: str  # repo id (with revision) or folder, for the status line
+    notes: str = ""
+
+    @property
+    def choice_label(self) -> str:
+        return f"{self.scale}× ({self.in_size}→{self.out_size})"
+
+
+def source_from_entry(entry: ModelEntry) -> ModelSource:
+    """A registry entry: its bundled folder when installed, else its Hub repo at its pinned revision."""
+    local = entry.local_dir
+    location = str(local) if local is not None else entry.repo_id
+    revision = None if local is not None else entry.revision
+    label = f"{entry.repo_id}@{entry.revision or 'main'}" + (" (bundled copy)" if local is not None else "")
+    return ModelSource(entry.category, entry.scale, location, revision, entry.in_size, entry.out_size, label, entry.notes)
+
+
+def source_from_location(location: str | os.PathLike, revision: str | None = None) -> ModelSource:
+    """A local model folder or Hub repo: category and scale are read from its config.json."""
+    config = GLEANConfig.load(fetch(location, CONFIG_NAME, HubOptions(revision=revision)))
+    if config.category is None:
+        raise ModelNotFoundError(
+            f"{location}: config.json has no category; the demo lists models by category "
+            "(set it with `glean-hub convert ... --category NAME`)"
+        )
+    local = Path(location).expanduser().is_dir()
+    label = str(location) if local else f"{location}@{revision or 'main'}"
+    return ModelSource(config.category, config.scale, str(location), revision, config.in_size, config.out_size, label)
+
+
+def model_table(models: Mapping | list | None = None) -> dict[tuple[str, int], ModelSource]:
+    """Normalise what `build_demo` accepts into {(category, scale): ModelSource}, ordered by category then scale.
+
+    `models`: None (the registry's installed models), a list of folders / Hub repos (category and
+    scale read from their config.json), or a mapping (category, scale) -> folder, Hub repo or ModelEntry.
+    """
+    if models is None:
+        sources = [source_from_entry(m) for m in available()]
+    elif isinstance(models, Mapping):
+        sources = []
+        for (category, scale), where in models.items():
+            if isinstance(where, (ModelEntry, ModelSource)):
+                sources.append(source_from_entry(where) if isinstance(where, ModelEntry) else where)
+                continue
+            source = source_from_location(where)
+            if (source.category, source.scale) != (category, int(scale)):
+                raise ModelNotFoundError(
+                    f"{where} is a {source.category!r} {source.scale}x model, but it was given as ({category!r}, {scale})"
+                )
+            sources.append(source)
+    else:
+        sources = [source_from_location(where) for where in models]
+    order = list(dict.fromkeys(s.category for s in sources))
+    return {(s.category, s.scale): s for s in sorted(sources, key=lambda s: (order.index(s.category), s.scale))}
+
+
+def categories_of(table: Mapping[tuple[str, int], ModelSource]) -> list[str]:
+    return list(dict.fromkeys(category for category, _ in table))
+
+
+def scales_of(table: Mapping[tuple[str, int], ModelSource], category: str) -> list[int]:
+    return [scale for c, scale in table if c == category]
+
+
+def find_source(table: Mapping[tuple[str, int], ModelSource], category: str | None, scale) -> ModelSource:
+    """The model for (category, scale); errors list the valid choices, as the registry's do."""
+    if not table:
+        raise ModelNotFoundError(NO_MODELS)
+    valid = categories_of(table)
+    if category not in valid:
+        raise ModelNotFoundError(f"unknown category {category!r}; available: {', '.join(valid)}")
+    options = scales_of(table, category)
+    try:
+        scale = int(scale)
+    except (TypeError, ValueError):
+        raise ModelNotFoundError(f"category {category!r} needs a scale, one of {options}; got {scale!r}") from None
+    if (category, scale) not in table:
+        raise ModelNotFoundError(f"no {category!r} model for scale {scale}; available scales: {options}")
+    return table[(category, scale)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Device, dtype, and the cache of loaded pipelines
+# ---------------------------------------------------------------------------------------------
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """"auto": float16 on a GPU, float32 on the CPU; other names by the pipeline's rules (fp16 on CPU is an error)."""
+    if name in (None, "", "auto"):
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return pipeline_dtype(name, device)
+
+
+class PipelineCache:
+    """Loaded pipelines, one per (category, scale, device, dtype), kept for the life of the app."""
+
+    def __init__(self):
+        self._pipes: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, key) -> bool:
+        return key in self._pipes
+
+    def get(self, source: ModelSource, device: torch.device, dtype: torch.dtype):
+        key = (source.category, source.scale, str(device), dtype)
+        with self._lock:
+            if key not in self._pipes:
+                self._pipes[key] = GLEANPipeline.from_pretrained(
+                    source.location, scale=source.scale, category=source.category, revision=source.revision,
+                    device=device, dtype=dtype,
+                )
+            return self._pipes[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# One request
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoResult:
+    before: Image.Image  # the input at the network's resolution, enlarged with nearest neighbour to the result's size
+    after: Image.Image  # the GLEAN result, full resolution
+    lr: Image.Image  # exactly what the network saw (uint8 RGB, in_size x in_size)
+    lr_note: str  # one line: what was done to the input and why
+    png_path: Path  # the result as a PNG file, for download
+    status: str  # device, dtype, model, time taken
+    warnings: list[str]  # the pipeline's warnings, with the file named as the user knows it
+
+
+def input_image(image) -> tuple[str | Image.Image, str, str]:
+    """What Gradio hands us (raw file payload, path or PIL image) -> (path or image, file stem, name to show)."""
+    if image is None:
+        raise InputImageError("no image given: upload, paste or take a photo first")
+    if isinstance(image, Image.Image):
+        return image, "image", "the image"
+    if isinstance(image, Mapping):  # a FileData payload: the upscale event runs with preprocess=False
+        path = image.get("path")
+        if not path:
+            raise InputImageError("the upload did not arrive as a file; try uploading it again")
+        name = Path(str(image.get("orig_name") or path)).name
+        return str(path), Path(name).stem or "image", name
+    return str(image), Path(str(image)).stem or "image", Path(str(image)).name
+
+
+def before_image(lr: Image.Image, after: Image.Image, info, original, scale: int) -> Image.Image:
+    """The input as the network had it, enlarged with nearest neighbour to exactly the result's size.
+
+    crop, resize, passthrough: the LR itself. pad: the LR enlarged, then cut like the pipeline cuts the
+    padding from the result. face (align_faces): the LR is only the face, but the result is the whole
+    image, so the whole image is shown at the face's LR resolution (MATLAB bicubic by 1/scale).
+    """
+    w, h = after.size
+    if info.policy == "face":
+        rgb = np.array(to_rgb(load_image(original)), dtype=np.uint8)
+        small = imresize_uint8(rgb, size=(max(1, round(h / scale)), max(1, round(w / scale))))
+        return Image.fromarray(small).resize((w, h), Image.NEAREST)
+    if info.policy == "pad":
+        left, top, right, _ = info.box  # the padded square, in original pixels (left, top <= 0)
+        out = lr.width * scale  # the network's output side, before the padding was cut
+        k = out / (right - left)
+        x0, y0 = round(-left * k), round(-top * k)
+        return lr.convert("RGB").resize((out, out), Image.NEAREST).crop((x0, y0, x0 + w, y0 + h))
+    return lr.convert("RGB").resize((w, h), Image.NEAREST)
+
+
+def explain(info, in_size: int) -> str:
+    """One line for users: what was done to the input, and what the output covers."""
+    w, h = info.original_size
+    return (f"Your {w}×{h} image → the {in_size}×{in_size} input: {info.reason}. "
+            f"Effective factor over your image: {info.effective_factor:.2f}×.")
+
+
+def prune_outputs(directory: Path, max_age_s: float = 3600) -> None:
+    now = time.time()
+    for old in directory.glob("*.png"):
+        try:
+            if now - old.stat().st_mtime > max_age_s:
+                old.unlink()
+        except OSError:
+            pass
+
+
+@gpu_function
+def run_pipeline(pipe, image, mode: str, align_faces: bool):
+    """The only step that needs the GPU (on ZeroGPU Spaces one is attached just for this call)."""
+    return pipe(image, mode=mode, align_faces=align_faces)
+
+
+def upscale_request(table, cache: PipelineCache, image, category, scale, mode="crop", align_faces=False, dtype="auto",
+                    progress=None) -> DemoResult:
+    """One upscale, start to end; raises GleanError subclasses with the library's messages."""
+    start = time.perf_counter()
+    tell = progress or (lambda *args, **kwargs: None)
+    source = find_source(table, category, scale)
+    if mode not in [value for _, value in MODES]:
+        raise GleanError(f"unknown size policy {mode!r}; choose one of crop, pad, resize")
+    where, stem, shown = input_image(image)
+    pipeline_name = where if isinstance(where, str) else "image 0"  # how the pipeline names it in messages
+
+    def mention(text: str) -> str:  # the file as the user knows it, not by Gradio's cache path
+        return str(text).replace(pipeline_name, shown)
+
+    device = pick_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    key = (source.category, source.scale, str(device), torch_dtype)
+    if key not in cache:
+        tell(0.1, desc=f"loading the {source.category} {source.scale}× model (once)")
+    pipe = cache.get(source, device, torch_dtype)
+    load_done = time.perf_counter()
+
+    tell(0.4, desc=f"upscaling {source.scale}× on {device.type.upper()}")
+    try:
+        out = run_pipeline(pipe, where, mode, bool(align_faces) and source.category == "faces")
+    except GleanError as e:
+        raise type(e)(mention(e)) from None
+    after, lr, info = out.images[0], out.lr_images[0], out.info[0]
+
+    tell(0.9, desc="writing the PNG")
+    before = before_image(lr, after, info, where, source.scale)
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    prune_outputs(OUTPUT_DIR)
+    png_path = OUTPUT_DIR / f"{stem}-glean-{source.category}-{source.scale}x-{uuid.uuid4().hex[:8]}.png"
+    after.save(png_path, format="PNG")
+
+    total = time.perf_counter() - start
+    loading = f", of which {load_done - start:.1f} s loading the model" if load_done - start > 0.5 else ""
+    status = (
+        f"{device_name(device)} · {str(torch_dtype).removeprefix('torch.')} · {source.label} · "
+        f"{lr.width}×{lr.height} → {after.width}×{after.height} in {total:.2f} s{loading}"
+    )
+    return DemoResult(before, after, lr, mention(explain(info, lr.width)), png_path, status,
+                      [mention(w) for w in info.warnings])
+
+
+def user_error(error: Exception) -> gr.Error:
+    """glean-hub's own errors keep their text (as the CLI prints it); anything else is named and logged."""
+    if isinstance(error, GleanError):
+        message = str(error)
+    else:
+        traceback.print_exception(error)
+        message = f"unexpected error ({type(error).__name__}: {error}); this is a bug, please report it"
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
+
+
+def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -> gr.Blocks:
+    """The Gradio app. `models`: see `model_table` (default: the registry's installed models)."""
+    table = model_table(models)
+    cache = PipelineCache()
+    categories = categories_of(table)
+    first = categories[0] if categories else None
+
+    def default_scale(category):
+        options = scales_of(table, category)
+        return DEFAULT_SCALE if DEFAULT_SCALE in options else (options[-1] if options else None)
+
+    def scale_choices(category):
+        return [(table[(category, s)].choice_label, s) for s in scales_of(table, category)]
+
+    def model_notes(category, scale) -> str:
+        source = table.get((category, int(scale))) if category and scale is not None else None
+        if source is None:
+            return ""
+        sizes = f"{source.in_size}×{source.in_size} → {source.out_size}×{source.out_size}"
+        return " · ".join(part for part in (f"**{source.category} {source.scale}×**", sizes, source.notes, source.label) if part)
+
+    # --- event functions -----------------------------------------------------------------------
+
+    def on_category(category, scale):
+        options = scales_of(table, category)
+        keep = scale if scale in options else default_scale(category)
+        return (
+            gr.Radio(choices=scale_choices(category), value=keep),
+            gr.Checkbox(visible=category == "faces"),
+            model_notes(category, keep),
+        )
+
+    def on_scale(category, scale):
+        return model_notes(category, scale)
+
+    def upscale(image, category, scale, mode, align_faces, dtype, progress=gr.Progress()):
+        try:
+            result = upscale_request(table, cache, image, category, scale, mode, align_faces, dtype, progress)
+        except Exception as error:  # noqa: BLE001 - every failure reaches the user as gr.Error
+            raise user_error(error) from error
+        for warning in result.warnings:
+            gr.Warning(html.escape(warning, quote=False), duration=15)
+        # plain values, not component updates: gradio_client users get two PNG paths, a PNG path, a path and text
+        return (
+            (result.before, result.after),
+            result.lr,
+            result.lr_note,
+            str(result.png_path),
+            result.status,
+        )
+
+    def upscale_example(image, category, scale, mode, align_faces, progress=gr.Progress()):
+        return upscale(image, category, scale, mode, align_faces, "auto", progress)
+
+    # --- layout --------------------------------------------------------------------------------
+
+    with gr.Blocks(title="GLEAN super-resolution", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# GLEAN: large-factor super-resolution\n"
+            "Upscale a small image 8×–32× with a generative latent bank "
+            "([Chan et al., CVPR 2021](https://arxiv.org/abs/2012.00739)). Each model takes exactly one input "
+            "size and knows one kind of picture, so larger photos are first cropped, padded or resized to that size: "
+            "*what the network saw* shows the exact input. Details are invented by the model, not recovered."
+        )
+        if not table:
+            gr.Markdown(f"> ⚠️ {NO_MODELS}", elem_id="no-models")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300):
+                image = gr.Image(
+                    label="Input image", type="filepath", sources=["upload", "clipboard", "webcam"],
+                    height=280, elem_id="input-image",
+                )
+                with gr.Row():
+                    category = gr.Dropdown(
+                        choices=categories, value=first, label="Category", interactive=bool(table),
+                        info="the kind of picture the model was trained on", elem_id="category",
+                    )
+                    scale = gr.Radio(
+                        choices=scale_choices(first) if first else [], value=default_scale(first),
+                        label="Scale", elem_id="scale",
+                    )
+                notes = gr.Markdown(model_notes(first, default_scale(first)) if first else "")
+                mode = gr.Radio(choices=MODES, value="crop", label="Size policy", elem_id="mode",
+                                info="how an image of another size becomes the model's square input")
+                align = gr.Checkbox(label="Align faces (eyes level and centred, as in training)", value=False,
+                                    visible=first == "faces", elem_id="align")
+                with gr.Accordion("Advanced", open=False):
+                    dtype = gr.Radio(choices=DTYPES, value="auto", label="Precision (dtype)", elem_id="dtype")
+                    gr.Markdown(DETERMINISM_NOTE)
+                run = gr.Button("Upscale", variant="primary", interactive=bool(table), elem_id="run")
+            with gr.Column(scale=3, min_width=360):
+                slider = gr.ImageSlider(
+                    label="Before (nearest neighbour) / after (GLEAN)", format="png", type="pil",
+                    max_height=640, elem_id="slider", interactive=False,
+                )
+                with gr.Row(equal_height=False):
+                    lr_image = gr.Image(label="What the network saw", format="png", type="pil", interactive=False,
+                                        height=160, min_width=160, scale=1, elem_id="lr-image",
+                                        buttons=["download"])
+                    with gr.Column(scale=3):
+                        lr_note = gr.Markdown(elem_id="lr-note")
+                        download = gr.DownloadButton("Download PNG (full resolution)", elem_id="download")
+                status = gr.Markdown(elem_id="status")
+
+        if examples and table:
+            rows = [
+                [str(EXAMPLES_DIR / file), cat, default_scale(cat), policy, align_faces]
+                for file, cat, policy, align_faces in EXAMPLES
+                if cat in categories and (EXAMPLES_DIR / file).is_file()
+            ]
+            if rows:
+                gr.Examples(
+                    rows, inputs=[image, category, scale, mode, align], fn=upscale_example,
+                    outputs=[slider, lr_image, lr_note, download, status],
+                    cache_examples=True, cache_mode="lazy", preprocess=False,
+                    example_labels=[f"{Path(r[0]).stem} · {r[1]} {r[2]}×" for r in rows],
+                    api_name="example", api_visibility="undocumented",
+                )
+
+        # --- events ------------------------------------------------------------------------------
+        category.change(on_category, [category, scale], [scale, align, notes], api_name="scales_for_category")
+        scale.change(on_scale, [category, scale], notes, api_name="model_notes")
+        # preprocess=False: the uploaded file reaches upscale_request unopened, so a corrupt file gets
+        # glean-hub's InputImageError, and API calls (which skip the category event above) have their
+        # (category, scale) checked against the model table with the registry's wording.
+        run.click(
+            upscale, [image, category, scale, mode, align, dtype], [slider, lr_image, lr_note, download, status],
+            api_name="upscale", preprocess=False, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY,
+            show_progress="full",
+        )
+    demo.queue(max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch(models=None, *, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
+    """Build and launch (blocking unless prevent_thread_lock=True). Gradio prints the local address."""
+    table = model_table(models)
+    if not table:
+        print(f"glean-hub demo: {NO_MODELS}", file=sys.stderr)
+    demo = build_demo(table)
+    return demo.launch(server_name=host, server_port=port, share=share, **{**LAUNCH_OPTIONS, **kwargs})
+
+
+def build_arg_parser(prog: str = "glean-hub demo") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="GLEAN super-resolution demo (Gradio).")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The demo's options; `glean-hub demo` uses the same ones."""
+    p.add_argument("--host", default=None, help="address to serve on (default: 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    p.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one, or $GRADIO_SERVER_PORT)")
+    p.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
+    p.add_argument("--model", action="append", metavar="DIR_OR_REPO", default=None,
+                   help="serve this model folder or Hub repo (category and scale from its config.json) instead of "
+                        "the installed registry models; repeat for several")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    try:
+        launch(args.model, host=args.host, port=args.port, share=args.share)
+    except GleanError as e:
+        print(f"glean-hub demo: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
