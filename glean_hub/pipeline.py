@@ -18,8 +18,10 @@ Size rules, all read from `model.config` (in_size n, out_size N):
 * `align_faces=True`: the largest face is rotated upright and cropped like the training crops
   (see faces.py), upscaled, and pasted back with a feathered mask into a bicubic enlargement of
   the whole image by the same factor; no face found -> a warning and the `mode` rule;
-* grayscale banks (`config.bank.grayscale`): colour inputs become grayscale, with a warning, and the
-  output is made exactly gray (ITU-R 601 luma of the network's three channels).
+* grayscale banks (`config.bank.grayscale`): the network sees the luma of the LR (ITU-R 601) and its
+  output is made exactly gray (the luma of its three channels); for a colour input that luma is the Y
+  of the result and Cb, Cr come from the MATLAB-bicubic upscale of the colour LR (the usual Y-channel
+  practice), so colour in gives colour out and gray stays gray.
 
 Alpha (RGBA, LA, PA, transparency) is taken off, enlarged to the output with MATLAB bicubic and put
 back. `output_size` resamples the final image (flagged `post_resize` in `UpscaleInfo`).
@@ -127,6 +129,7 @@ class Prepared:
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, top, right, bottom ("pad")
     crop: object = None  # faces.AlignedCrop ("face")
     alpha_box: tuple[int, int, int, int] | None = None  # region of the original whose alpha goes with the output
+    colour_lr: np.ndarray | None = None  # uint8 [n, n, 3]: the colour LR whose chroma a grayscale bank's output gets
 
 
 class GLEANPipeline:
@@ -223,17 +226,17 @@ class GLEANPipeline:
         n = c.in_size
         notes: list[str] = []
 
-        # 1. load: EXIF orientation, mode -> RGB, alpha aside, grayscale for grayscale banks
+        # 1. load: EXIF orientation, mode -> RGB, alpha aside
         pil = load_image(image, max_pixels=max_pixels, name=name)
         quality = jpeg_quality(pil)
         try:
             rgb_img, alpha_img = split_alpha(pil)
         except InputImageError as e:
             raise InputImageError(f"{name}: {e}") from None
-        if c.bank.grayscale and not _is_gray(rgb_img):
-            rgb_img = to_grayscale_rgb(rgb_img)
-            notes.append("this model's latent bank was trained on grayscale images: the colour input was converted to "
-                         "grayscale (ITU-R 601 luma) and the output is grayscale")
+        luma_only = c.bank.grayscale and not _is_gray(rgb_img)
+        if luma_only:
+            notes.append("this model's latent bank was trained on grayscale images: it super-resolves the luma "
+                         "(ITU-R 601); the colour comes from the bicubic upscale of the input")
         rgb = np.array(rgb_img, dtype=np.uint8)  # writable copies: torch.from_numpy warns on read-only arrays
         alpha = None if alpha_img is None else np.array(alpha_img, dtype=np.uint8)
         h, w = rgb.shape[:2]
@@ -258,6 +261,8 @@ class GLEANPipeline:
             lr = source if side == n else imresize_uint8(source, size=(n, n))
             shrink = side / n
         p.lr = Image.fromarray(np.ascontiguousarray(lr))
+        if luma_only:  # the network sees the luma; the colour LR gives the chroma in step 5
+            p.colour_lr, p.lr = np.ascontiguousarray(lr), to_grayscale_rgb(p.lr)
         upsampled = min(source.shape[:2]) < n if policy != "resize" else min(w, h) < n
         if upsampled:
             covered = min(w, h) if policy == "resize" else side
@@ -370,6 +375,8 @@ class GLEANPipeline:
         y = ((sr.reshape(3, c.out_size, c.out_size).float() + 1) / 2).clamp(0, 1)  # [3, N, N] in [0, 1]
         if c.bank.grayscale:  # the network's channels differ slightly; the output is gray, as the input was
             y = (torch.tensor(LUMA_601, dtype=y.dtype) @ y.reshape(3, -1)).reshape(1, *y.shape[1:]).expand(3, -1, -1).contiguous()
+            if p.colour_lr is not None:
+                y = with_chroma_of(y[0], p.colour_lr)
         h, w = p.rgb.shape[:2]
 
         # 5. geometry: cut the padding / paste the face back
@@ -442,6 +449,16 @@ def target_size(output_size, size: tuple[int, int]) -> tuple[int, int]:
         k = output_size / max(w, h)
         return max(1, round(w * k)), max(1, round(h * k))
     return int(output_size[0]), int(output_size[1])
+
+
+def with_chroma_of(luma: torch.Tensor, colour_lr: np.ndarray) -> torch.Tensor:
+    """luma [N, N] in [0, 1] + chroma of the MATLAB-bicubic upscale of colour_lr (uint8 [n, n, 3]) -> RGB [3, N, N]
+    in [0, 1]. ITU-R 601 YCbCr: Y from `luma`, Cb and Cr from the upscale (R, G, B = Y + the upscale's R, G, B
+    minus its own Y, which keeps its Cb and Cr exactly)."""
+    up = torch.from_numpy(colour_lr).permute(2, 0, 1).double() / 255
+    up = imresize(up, size=tuple(luma.shape))
+    up_luma = torch.tensor(LUMA_601, dtype=up.dtype) @ up.reshape(3, -1)
+    return (luma.double().reshape(1, -1) + up.reshape(3, -1) - up_luma).reshape(3, *luma.shape).clamp(0, 1).float()
 
 
 def _is_gray(img: Image.Image) -> bool:

@@ -253,21 +253,33 @@ def test_exif_orientation_is_honoured(pipe, tmp_path):
     np.testing.assert_array_equal(np.asarray(out.lr_images[0]), np.asarray(pipe(upright, mode="pad").lr_images[0]))
 
 
-def test_grayscale_bank_converts_colour_with_a_warning_and_outputs_gray():
+def test_grayscale_bank_gives_gray_for_gray_and_colour_for_colour():
     cfg = tiny_config()
     model = GLEAN(cfg.replace(bank=dataclasses.replace(cfg.bank, grayscale=True))).eval()
     pipe = GLEANPipeline(model, device="cpu")
-    out, warned = run(pipe, photo(16, 16))
+    colour = photo(16, 16)
+    out, warned = run(pipe, colour)
     lr = np.asarray(out.lr_images[0])
-    assert (lr[..., 0] == lr[..., 2]).all()
-    assert any("grayscale" in w for w in warned)
-    sr = np.asarray(out.images[0])
-    assert (sr[..., 0] == sr[..., 1]).all() and (sr[..., 1] == sr[..., 2]).all()
-    with torch.no_grad():  # the network's own channels differ: the gray output is their luma, not one channel
-        y = ((model(pil_to_tensor(out.lr_images[0]))[0] + 1) / 2).clamp(0, 1)
+    assert (lr[..., 0] == lr[..., 2]).all()  # the network sees the luma
+    assert any("grayscale" in w and "luma" in w for w in warned)
+    sr = np.asarray(out.images[0]).astype(float)
+    with torch.no_grad():  # the network's own channels differ: the output's luma is their luma, not one channel
+        y = ((model(pil_to_tensor(out.lr_images[0]))[0] + 1) / 2).clamp(0, 1).double()
     assert (y[0] - y[2]).abs().max() > 1 / 255
-    luma = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]) * 255
-    assert np.abs(sr[..., 0].astype(float) - luma.numpy()).max() <= 0.5 + 1e-3
+    luma = ((0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]) * 255).numpy()
+    sr_luma = 0.299 * sr[..., 0] + 0.587 * sr[..., 1] + 0.114 * sr[..., 2]
+    inside = (sr.min(-1) > 1) & (sr.max(-1) < 254)  # unclipped pixels
+    assert np.abs(sr_luma - luma)[inside].max() <= 1.0
+    # chroma: that of the MATLAB-bicubic upscale of the colour LR
+    up = imresize_uint8(imresize_uint8(colour, size=(cfg.in_size, cfg.in_size)), size=(cfg.out_size, cfg.out_size)).astype(float)
+    up_luma = 0.299 * up[..., 0] + 0.587 * up[..., 1] + 0.114 * up[..., 2]
+    assert np.abs((sr - sr_luma[..., None]) - (up - up_luma[..., None]))[inside].max() <= 2.0
+    assert np.abs(sr[..., 0] - sr[..., 2]).max() > 10  # colour in, colour out
+    gray = np.repeat(colour.mean(-1, keepdims=True).astype(np.uint8), 3, axis=-1)
+    out, warned = run(pipe, gray)
+    g = np.asarray(out.images[0])
+    assert not any("grayscale" in w for w in warned)
+    assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()  # gray stays gray
 
 
 # --- degradation guard -------------------------------------------------------------------------
