@@ -28,14 +28,54 @@ CROP_POLICIES = ("center", "face", "pad")
 # {4..32: 512, 64: 512, 128: 256, 256: 128, 512: 64, 1024: 32}.
 CHANNEL_BASE = 2**14
 
+# Limits on what a config may ask for, checked before anything is built (a config.json is untrusted input).
+# The released models have 162-176 M parameters and 1024 px output; these leave room for much larger ones.
+MAX_PARAMETERS = 1_000_000_000  # parameters + buffers of the whole model (4 GB in float32)
+MAX_OUT_SIZE = 8192  # output side in pixels
+MAX_WIDTH = 8192  # any channel count
+MAX_NUM_RRDBS = 1000
+MAX_NUM_MLPS = 64
+MAX_CONFIG_BYTES = 1 << 20  # config.json files are a few hundred bytes
+
 
 def _is_pow2(n: int) -> bool:
-    return isinstance(n, int) and n > 0 and (n & (n - 1)) == 0
+    return _is_int(n) and n > 0 and (n & (n - 1)) == 0
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    """A finite int or float (not a bool, NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    _check(_is_int(value) and low <= value <= high, f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    _check(isinstance(value, bool), f"{name} must be true or false, got {value!r}")
+
+
+def _check_optional_str(name: str, value: Any, max_len: int = 1000) -> None:
+    _check(value is None or (isinstance(value, str) and 0 < len(value) <= max_len),
+           f"{name} must be null or a non-empty string of at most {max_len} characters, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _no_constants(name: str) -> Any:
+    raise ConfigError(f"{name} is not a JSON number (config.json must hold finite numbers)")
 
 
 class _JsonConfig:
@@ -56,6 +96,8 @@ class _JsonConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config"):
+        _check(isinstance(data, dict), f"{source}: expected a JSON object {{...}} with the {cls.kind!r} config keys, "
+                                       f"got {type(data).__name__} {_short(data)}")
         data = dict(data)
         kind = data.pop("kind", None)
         _check(
@@ -71,11 +113,22 @@ class _JsonConfig:
             f"{source}: config keys do not match {cls.__name__}: missing {missing}, unknown {unknown}. "
             "The file was written by another version of glean-hub or edited by hand.",
         )
-        return cls._build(data)
+        config = cls._build(data)
+        config.check_size(source)
+        return config
 
     @classmethod
     def _build(cls, data: dict[str, Any]):
         return cls(**data)
+
+    def num_parameters(self) -> int:  # pragma: no cover - defined by each config
+        raise NotImplementedError
+
+    def check_size(self, source: str = "config") -> None:
+        """Refuse a config whose model would exceed MAX_PARAMETERS (parameters + buffers), before building it."""
+        n = self.num_parameters()
+        _check(n <= MAX_PARAMETERS, f"{source}: this config describes a model of {n:,} parameters; glean-hub refuses "
+                                    f"more than {MAX_PARAMETERS:,} (the released models have about 175 M)")
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -89,9 +142,23 @@ class _JsonConfig:
     def load(cls, path: str | Path):
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            with open(path, "rb") as f:
+                raw = f.read(MAX_CONFIG_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+        _check(len(raw) <= MAX_CONFIG_BYTES, f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a glean-hub config.json")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); not a glean-hub config.json") from None
+        try:
+            data = json.loads(text, parse_constant=_no_constants)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply; not a glean-hub config.json") from None
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
         return cls.from_dict(data, source=str(path))
 
 
@@ -114,17 +181,34 @@ class BankConfig(_JsonConfig):
     grayscale: bool = False  # trained on grayscale images replicated to 3 channels
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "blur_kernel", tuple(int(k) for k in self.blur_kernel))
-        _check(_is_pow2(self.out_size) and self.out_size >= 8, f"out_size must be a power of two >= 8, got {self.out_size}")
-        for name in ("img_channels", "style_channels", "num_mlps", "channel_max"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _check(isinstance(self.blur_kernel, (list, tuple)) and 2 <= len(self.blur_kernel) <= 16
+               and all(_is_int(k) and abs(k) <= 1000 for k in self.blur_kernel) and sum(self.blur_kernel) != 0,
+               f"blur_kernel must be 2 to 16 integer taps with a nonzero sum, e.g. [1, 3, 3, 1], got {_short(self.blur_kernel)}")
+        object.__setattr__(self, "blur_kernel", tuple(self.blur_kernel))
+        _check(_is_pow2(self.out_size) and 8 <= self.out_size <= MAX_OUT_SIZE,
+               f"out_size must be a power of two in [8, {MAX_OUT_SIZE}], got {_short(self.out_size)}")
+        _check_int("img_channels", self.img_channels, 1, 16)
+        _check_int("style_channels", self.style_channels, 1, MAX_WIDTH)
+        _check_int("num_mlps", self.num_mlps, 1, MAX_NUM_MLPS)
+        _check_int("channel_max", self.channel_max, 1, MAX_WIDTH)
         _check(
-            isinstance(self.channel_multiplier, (int, float)) and self.channels(self.out_size) >= 1,
-            f"channel_multiplier must be > 0 and leave >= 1 channel at {self.out_size}px, got {self.channel_multiplier!r}",
+            _is_real(self.channel_multiplier) and 0 < self.channel_multiplier <= 1024 and self.channels(self.out_size) >= 1,
+            f"channel_multiplier must be a number in (0, 1024] that leaves >= 1 channel at {self.out_size}px, "
+            f"got {_short(self.channel_multiplier)}",
         )
-        _check(len(self.blur_kernel) >= 2, f"blur_kernel needs at least 2 taps, got {self.blur_kernel}")
-        _check(self.lr_mlp > 0, f"lr_mlp must be > 0, got {self.lr_mlp}")
+        _check(_is_real(self.lr_mlp) and 0 < self.lr_mlp <= 1000, f"lr_mlp must be a number in (0, 1000], got {_short(self.lr_mlp)}")
+        _check_optional_str("category", self.category, 100)
+        _check_bool("grayscale", self.grayscale)
+
+    def num_parameters(self) -> int:
+        """Parameters + buffers of the generator this config builds (counted on the meta device: no memory)."""
+        import torch
+
+        from .stylegan2 import StyleGAN2Generator
+
+        with torch.device("meta"):
+            bank = StyleGAN2Generator(self)
+        return sum(t.numel() for t in bank.parameters()) + sum(t.numel() for t in bank.buffers())
 
     @property
     def log_size(self) -> int:
@@ -170,29 +254,53 @@ class GLEANConfig(_JsonConfig):
     bank_sha256: str | None = None  # sha256 of the bank's model.safetensors, checked on load
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.input_range, (list, tuple)) and len(self.input_range) == 2 and all(map(_is_real, self.input_range)),
+               f"input_range must be [-1.0, 1.0], got {_short(self.input_range)}")
         object.__setattr__(self, "input_range", tuple(float(v) for v in self.input_range))
         _check(isinstance(self.bank, BankConfig), f"bank must be a BankConfig, got {type(self.bank).__name__}")
-        _check(_is_pow2(self.in_size) and self.in_size >= 4, f"in_size must be a power of two >= 4, got {self.in_size}")
+        _check(_is_pow2(self.in_size) and self.in_size >= 4, f"in_size must be a power of two >= 4, got {_short(self.in_size)}")
         _check(
             self.in_size < self.out_size,
             f"in_size must be smaller than out_size, got in_size={self.in_size}, out_size={self.out_size}",
         )
         for name in ("rrdb_channels", "rrdb_growth", "decoder_channels"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+            _check_int(name, getattr(self, name), 1, MAX_WIDTH)
         _check(self.decoder_width is None or (isinstance(self.decoder_width, int) and not isinstance(self.decoder_width, bool)
                                               and self.decoder_width >= 1),
                f"decoder_width must be null or a positive integer, got {self.decoder_width!r}")
         _check(isinstance(self.bicubic_skip, bool), f"bicubic_skip must be true or false, got {self.bicubic_skip!r}")
-        _check(isinstance(self.num_rrdbs, int) and self.num_rrdbs >= 0, f"num_rrdbs must be >= 0, got {self.num_rrdbs!r}")
+        _check_int("num_rrdbs", self.num_rrdbs, 0, MAX_NUM_RRDBS)
+        _check(self.decoder_width is None or self.decoder_width <= MAX_WIDTH,
+               f"decoder_width must be at most {MAX_WIDTH}, got {self.decoder_width!r}")
+        _check_bool("use_bank", self.use_bank)
+        _check_optional_str("category", self.category, 100)
+        for name in ("degradation", "crop_policy", "channel_order"):
+            _check(isinstance(getattr(self, name), str), f"{name} must be a string, got {_short(getattr(self, name))}")
         _check(self.degradation in DEGRADATIONS, f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}")
         _check(self.crop_policy in CROP_POLICIES, f"crop_policy must be one of {CROP_POLICIES}, got {self.crop_policy!r}")
         _check(self.channel_order == "RGB", f"channel_order must be 'RGB', got {self.channel_order!r}")
         _check(self.input_range == (-1.0, 1.0), f"input_range must be (-1.0, 1.0), got {self.input_range}")
+        _check_optional_str("bank_id", self.bank_id)
+        _check_optional_str("bank_revision", self.bank_revision)
         _check(
-            self.bank_sha256 is None or (len(self.bank_sha256) == 64 and all(c in "0123456789abcdef" for c in self.bank_sha256)),
-            f"bank_sha256 must be 64 lowercase hex digits, got {self.bank_sha256!r}",
+            self.bank_sha256 is None or (isinstance(self.bank_sha256, str) and len(self.bank_sha256) == 64
+                                         and all(c in "0123456789abcdef" for c in self.bank_sha256)),
+            f"bank_sha256 must be 64 lowercase hex digits, got {_short(self.bank_sha256)}",
         )
+
+    def num_parameters(self) -> int:
+        """Parameters + buffers of the model this config builds, bank included; computed without building
+        the RRDB trunk (linear in num_rrdbs) and without memory (meta device)."""
+        import torch
+
+        from .glean import GLEAN
+
+        with torch.device("meta"):
+            model = GLEAN(self.replace(num_rrdbs=0))
+        c, g = self.rrdb_channels, self.rrdb_growth
+        per_rdb = sum((c + i * g) * (c if i == 4 else g) * 9 + (c if i == 4 else g) for i in range(5))
+        return (sum(t.numel() for t in model.parameters()) + sum(t.numel() for t in model.buffers())
+                + self.num_rrdbs * 3 * per_rdb)
 
     @classmethod
     def _build(cls, data: dict[str, Any]) -> "GLEANConfig":

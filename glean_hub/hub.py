@@ -9,14 +9,17 @@ A GLEAN repo either references its bank (`bank_id` + `bank_sha256` in config.jso
 file then holds only encoder, fusions and decoder) or embeds it (`bank_id` null; the weights
 file also holds every `generator.*` tensor). A referenced bank is found, in this order, among
 the bundled banks, as a local folder (absolute, or relative to the GLEAN folder), or on the Hub;
-its `model.safetensors` must hash to `bank_sha256`, or loading fails. Loaded banks are shared in
-memory between models (same sha256, dtype and device).
+its `model.safetensors` must hash to `bank_sha256`, or loading fails. Loaded banks share their
+tensors' memory between models (same sha256, dtype and device), but every model gets its own bank
+module and Parameter objects: casting or moving one model (`.to`, `.half`, `.cuda`) never changes
+another, and `load_state_dict` into one bank first gives it private copies of its tensors.
 
 Nothing is ever unpickled here: weights are read with safetensors only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -24,14 +27,17 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .config import CONFIG_NAME, WEIGHTS_NAME, BankConfig, GLEANConfig
 from .errors import BankMismatchError, CheckpointError, ConfigError, GleanError, ModelNotFoundError
-from .glean import GLEAN
-from .stylegan2 import StyleGAN2Generator
+
+if TYPE_CHECKING:  # the model classes pass themselves in (cls=): this module imports no model module
+    from .glean import GLEAN
+    from .stylegan2 import StyleGAN2Generator
 
 BANK_PREFIX = "generator."
 DISCRIMINATOR_NAME = "discriminator.safetensors"
@@ -54,6 +60,36 @@ class HubOptions:
     cache_dir: str | os.PathLike | None = None
     local_files_only: bool = False
     token: str | bool | None = None
+    force_download: bool = False  # download again even if the file is in the HF cache
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """A local folder with a config.json: such a folder wins over a category or repo id of the same name."""
+    return (Path(path).expanduser() / CONFIG_NAME).is_file()
+
+
+def bundled_bank(repo_id: str | os.PathLike, revision: str | None = None) -> str | None:
+    """The installed copy of a bundled bank repo (`glean-hub/bank-faces-64`), when the revision allows it."""
+    from .registry import bank_entry
+
+    if is_model_folder(repo_id):
+        return None
+    entry = bank_entry(str(repo_id))
+    if entry is None or entry.local_dir is None or revision not in (None, entry.revision):
+        return None
+    return str(entry.local_dir)
+
+
+def one_dtype(torch_dtype, dtype):
+    """`torch_dtype=` (transformers, diffusers < 0.32) and `dtype=` (their newer name) are one argument."""
+    if torch_dtype is not None and dtype is not None and torch_dtype != dtype:
+        raise ConfigError(f"torch_dtype={torch_dtype!r} and dtype={dtype!r} disagree; pass one of them (they are the same argument)")
+    return dtype if torch_dtype is None else torch_dtype
+
+
+def check_safe_serialization(safe_serialization: bool) -> None:
+    if not safe_serialization:
+        raise ConfigError("safe_serialization=False is not supported: glean-hub writes safetensors only (no pickled .bin files)")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -68,7 +104,11 @@ def fetch(name_or_path: str | os.PathLike, filename: str, options: HubOptions, r
     """Path of `filename` in a local folder or a Hub repo (downloaded into the HF cache).
 
     Hub failures become `ModelNotFoundError`s that say what to do; a missing optional file is None.
+    Released names (`openmmlab/glean-cats-8x`) and `.pth` URLs resolve to their converted cache folder.
     """
+    from .released import resolve
+
+    name_or_path = resolve(name_or_path, options.local_files_only)
     local = Path(name_or_path).expanduser()
     if local.is_dir():
         path = local / filename
@@ -101,6 +141,7 @@ def _hub_download(repo_id: str, filename: str, options: HubOptions, required: bo
             cache_dir=options.cache_dir,
             local_files_only=options.local_files_only,
             token=options.token,
+            force_download=options.force_download,
             library_name="glean-hub",
             library_version=__version__,
         )
@@ -162,8 +203,40 @@ def _resolve_dtype(torch_dtype: torch.dtype | str | None, stored: torch.dtype) -
             torch_dtype = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
                            "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[torch_dtype]
         except KeyError:
-            raise ValueError(f"torch_dtype must be a torch dtype, 'auto', 'fp32', 'fp16' or 'bf16', got {torch_dtype!r}") from None
+            raise ConfigError(f"torch_dtype must be a torch dtype, 'auto', 'fp32', 'fp16' or 'bf16', got {torch_dtype!r}") from None
+    if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
+        raise ConfigError(f"torch_dtype must be a floating-point dtype (torch.float32, torch.bfloat16, torch.float16), "
+                          f"'auto', 'fp32', 'fp16' or 'bf16', got {torch_dtype!r}")
     return torch_dtype
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    """None -> cpu; anything torch cannot place a tensor on is a ConfigError that says what to pass."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+        torch.empty(0, device=resolved)
+    except (RuntimeError, TypeError, ValueError, AssertionError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"device={device!r} is not a usable torch device here ({reason}); use 'cpu', 'cuda' or 'cuda:1'") from None
+    return resolved
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file; a damaged file is a CheckpointError that names it."""
+    from safetensors import SafetensorError
+
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError, OverflowError, MemoryError) as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({reason}); it is truncated or damaged: download or save it again"
+        ) from None
+    if not state:
+        raise CheckpointError(f"{path} holds no tensors; download or save it again")
+    return state
 
 
 def _load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, dtype: torch.dtype, device) -> None:
@@ -181,8 +254,31 @@ def _head_state(model: GLEAN) -> dict[str, torch.Tensor]:
 # Latent bank
 # ---------------------------------------------------------------------------------------------
 
-_BANKS: "weakref.WeakValueDictionary[tuple, StyleGAN2Generator]" = weakref.WeakValueDictionary()
+class _SharedTensors:
+    """The tensors of one loaded bank (sha256, dtype, device); every model's bank module aliases them."""
+
+    def __init__(self, config: BankConfig, state: dict[str, torch.Tensor]) -> None:
+        self.config = config
+        self.state = state
+
+
+_BANKS: "weakref.WeakValueDictionary[tuple, _SharedTensors]" = weakref.WeakValueDictionary()
 _BANKS_LOCK = threading.Lock()
+
+
+def _unshare_before_load(module, state_dict, prefix, *args) -> None:
+    """load_state_dict pre-hook of a shared bank: copy its tensors first, so other models keep theirs."""
+    if getattr(module, "_shared_tensors", None) is None:
+        return
+    with torch.no_grad():
+        for m in module.modules():
+            for name, p in m._parameters.items():
+                if p is not None:
+                    p.data = p.data.clone()
+            for name, b in m._buffers.items():
+                if b is not None:
+                    m._buffers[name] = b.clone()
+    module._shared_tensors = None
 
 
 def load_bank(
@@ -193,8 +289,15 @@ def load_bank(
     device: str | torch.device | None = None,
     options: HubOptions = HubOptions(),
     share: bool = True,
+    cls: type | None = None,
 ) -> StyleGAN2Generator:
-    """Load a bank folder or Hub repo. With `share`, models asking for the same bytes get one module."""
+    """Load a bank folder or Hub repo. With `share`, models asking for the same bytes share the tensors' memory.
+
+    `cls`: the bank class (StyleGAN2Generator passes itself; None imports it, for callers outside the classes).
+
+    Each call returns a new module (its own Parameter objects over the shared storage), so casting,
+    moving or re-loading one model's bank never changes another's.
+    """
     config_path = fetch(name_or_path, CONFIG_NAME, options)
     weights_path = fetch(name_or_path, WEIGHTS_NAME, options)
     sha = sha256_file(weights_path)
@@ -203,22 +306,34 @@ def load_bank(
             f"the latent bank at {name_or_path} has sha256 {sha}, but the model was trained with {expected_sha256}. "
             "The bank was changed or replaced; use the bank revision the model names (bank_revision in config.json)."
         )
-    config = BankConfig.load(config_path)
-    state = load_file(weights_path)
-    dtype = _resolve_dtype(torch_dtype, next(iter(state.values())).dtype)
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    key = (sha, dtype, str(device))
+    device = _resolve_device(device)
+    if cls is None:
+        from .stylegan2 import StyleGAN2Generator as cls
     with _BANKS_LOCK:
-        bank = _BANKS.get(key) if share else None
-        if bank is not None and bank.constant_input.input.dtype == dtype and bank.constant_input.input.device == device:
-            return bank  # (a shared bank that someone cast or moved in place is not reused)
+        shared = None
+        if share and not (isinstance(torch_dtype, str) and torch_dtype == "auto"):  # "auto" needs the file's dtype
+            shared = _BANKS.get((sha, _resolve_dtype(torch_dtype, torch.float32), str(device)))
+        if shared is None:
+            config = BankConfig.load(config_path)
+            state = read_safetensors(weights_path)
+            dtype = _resolve_dtype(torch_dtype, next(iter(state.values())).dtype)
+            key = (sha, dtype, str(device))
+            shared = _BANKS.get(key) if share else None
+            if shared is None:
+                with torch.device("meta"):
+                    check_state_dict(cls(config).state_dict(), state, f"latent bank {name_or_path}")
+                state = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in state.items()}
+                shared = _SharedTensors(config, state)
+                if share:
+                    _BANKS[key] = shared
         with torch.device("meta"):
-            bank = StyleGAN2Generator(config)
-        _load_weights(bank, state, f"latent bank {name_or_path}", dtype, device)
-        bank.requires_grad_(False).eval()
-        bank.sha256 = sha
-        if share:
-            _BANKS[key] = bank
+            bank = cls(shared.config)
+        bank.load_state_dict(shared.state, strict=True, assign=True)  # new Parameters over the shared storage
+    bank.requires_grad_(False).eval()
+    bank.sha256 = sha
+    if share:
+        bank._shared_tensors = shared  # keeps the shared tensors alive (and findable) while a model uses them
+        bank._register_load_state_dict_pre_hook(_unshare_before_load, with_module=True)
     return bank
 
 
@@ -288,20 +403,47 @@ def load_glean(
     token: str | bool | None = None,
     torch_dtype: torch.dtype | str | None = None,
     device: str | torch.device | None = None,
+    resolution: int | None = None,
+    force_download: bool = False,
+    cls: type | None = None,
 ) -> GLEAN:
-    """See `GLEAN.from_pretrained`."""
-    from .registry import categories, lookup
+    """See `GLEAN.from_pretrained`. `cls`: the model class (GLEAN passes itself; None imports it)."""
+    from .registry import categories, lookup, model_entry
 
+    if cls is None:
+        from .glean import GLEAN as cls
+
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ModelNotFoundError(
+            f"from_pretrained needs a category (e.g. 'faces'), a model folder or a Hub repo id, got {type(name_or_path).__name__} "
+            f"{name_or_path!r}"
+        )
     name = str(name_or_path)
-    if name in categories() or (name.isalpha() and name.islower() and not Path(name).exists()):
-        entry = lookup(name, scale)
-        if entry.local_dir is not None and revision in (None, entry.revision):
+    if not name.strip():
+        raise ModelNotFoundError(f"empty model name {name!r}; pass a category ({', '.join(categories())}), a model folder or a Hub repo id")
+    if scale is not None and not (isinstance(scale, int) and not isinstance(scale, bool)):
+        raise ConfigError(f"scale must be an integer such as 8 or 16, got {type(scale).__name__} {scale!r}")
+    if name.lower() in categories() and not Path(name).exists():
+        name_or_path = name = name.lower()  # categories are case-insensitive ("FACES" is "faces")
+    device = _resolve_device(device)
+    if not (isinstance(torch_dtype, str) and torch_dtype == "auto"):
+        _resolve_dtype(torch_dtype, torch.float32)  # a bad dtype fails before any file is read
+    # an existing model folder wins over a category name; a folder without config.json (say ./faces of
+    # photos) does not shadow the category
+    if not is_model_folder(name) and (name in categories() or (name.isalpha() and name.islower() and not Path(name).exists())):
+        entry = lookup(name, scale, resolution)
+        if entry.local_dir is not None and revision in (None, entry.revision) and not force_download:
             name_or_path = entry.local_dir
         else:
             name_or_path, revision = entry.repo_id, revision or entry.revision
         category = category or entry.category
+    elif not is_model_folder(name) and not force_download:
+        # the repo id of a bundled model (as in its card's usage snippet): the installed copy, offline
+        entry = model_entry(name)
+        if entry is not None and entry.local_dir is not None and revision in (None, entry.revision):
+            name_or_path = entry.local_dir
 
-    options = HubOptions(revision, cache_dir, local_files_only, token)
+    options = HubOptions(revision, cache_dir, local_files_only, token, force_download)
     config_path = fetch(name_or_path, CONFIG_NAME, options)
     try:
         config = GLEANConfig.load(config_path)
@@ -314,11 +456,10 @@ def load_glean(
     if category is not None and config.category is not None and config.category != category:
         raise ConfigError(f"{name_or_path} is a {config.category!r} model, but category={category!r} was requested")
 
-    state = load_file(fetch(name_or_path, WEIGHTS_NAME, options))
+    state = read_safetensors(fetch(name_or_path, WEIGHTS_NAME, options))
     dtype = _resolve_dtype(torch_dtype, next(iter(state.values())).dtype)
-    device = torch.device(device) if device is not None else torch.device("cpu")
     with torch.device("meta"):
-        model = GLEAN(config)
+        model = cls(config)
 
     embedded = any(k.startswith(BANK_PREFIX) for k in state)
     if config.bank_id is None:
@@ -335,29 +476,44 @@ def load_glean(
             expected_sha256=config.bank_sha256,
             torch_dtype=dtype,
             device=device,
-            options=HubOptions(config.bank_revision, cache_dir, local_files_only, token),
+            options=HubOptions(config.bank_revision, cache_dir, local_files_only, token, force_download),
+            cls=type(model.generator),
         )
         if bank.config != config.bank:
             raise BankMismatchError(f"the bank {config.bank_id} has config {bank.config}, but the model expects {config.bank}")
         head_expected = {k: v for k, v in model.state_dict().items() if not k.startswith(BANK_PREFIX)}
         check_state_dict(head_expected, state, f"GLEAN weights of {name_or_path}")
-        model.generator = bank  # the shared module: its tensors are not copied
         state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
         result = model.load_state_dict(state, strict=False, assign=True)
         assert not result.unexpected_keys and all(k.startswith(BANK_PREFIX) for k in result.missing_keys)
+        model.generator = bank  # this model's own module over the shared bank tensors (see load_bank)
     model.generator.requires_grad_(False)
     model.fusion_skip.requires_grad_(False)
     return model.eval()
 
 
 def save_glean(model: GLEAN, directory: str | os.PathLike, *, embed_bank: bool | None = None, card: str | None = None,
-               dtype: torch.dtype | None = None) -> Path:
-    """Write config.json, model.safetensors and README.md. Returns the folder.
+               dtype: torch.dtype | None = None, safe_serialization: bool = True, push_to_hub: bool = False,
+               repo_id: str | None = None, **push_kwargs):
+    """Write config.json, model.safetensors and README.md. Returns the folder (with `push_to_hub`: the CommitInfo).
 
     By default the bank is referenced when `config.bank_id` is set and embedded otherwise;
     `embed_bank=True` always writes a self-contained folder (config.bank_id becomes null).
     `dtype`: store floating tensors in this dtype (e.g. float16 for half-size files); the model is not changed.
+    `push_to_hub`: then upload the folder to `repo_id` (default: the folder's name), as PyTorchModelHubMixin does.
     """
+    check_safe_serialization(safe_serialization)
+    if push_kwargs and not push_to_hub:
+        raise TypeError(f"save_pretrained got unexpected arguments {sorted(push_kwargs)} (Hub arguments need push_to_hub=True)")
+    if push_to_hub:
+        repo_id = repo_id or Path(directory).resolve().name
+        if card is None:
+            from .cards import glean_card
+
+            saved = _saved_config(model, embed_bank)
+            card = glean_card(saved, repo_id=repo_id)
+        folder = save_glean(model, directory, embed_bank=embed_bank, card=card, dtype=dtype)
+        return push_folder(folder, repo_id, **push_kwargs)
     config = model.config
     if embed_bank is None:
         embed_bank = config.bank_id is None
@@ -387,31 +543,96 @@ def write_glean_folder(directory: str | os.PathLike, config: GLEANConfig, state:
     return directory
 
 
+def _saved_config(model: GLEAN, embed_bank: bool | None) -> GLEANConfig:
+    """The config save_glean writes for `embed_bank`."""
+    config = model.config
+    if embed_bank or (embed_bank is None and config.bank_id is None):
+        config = config.replace(bank_id=None, bank_revision=None, bank_sha256=None)
+    return config
+
+
 def push_folder(directory: str | os.PathLike, repo_id: str, *, token=None, private: bool | None = None,
-                revision: str | None = None, commit_message: str | None = None, create_pr: bool = False):
-    """Create the repo if needed and upload a saved folder in one commit. Returns huggingface_hub's CommitInfo."""
+                revision: str | None = None, branch: str | None = None, commit_message: str | None = None,
+                create_pr: bool = False, delete_patterns: list[str] | str | None = None):
+    """Create the repo if needed and upload a saved folder in one commit. Returns huggingface_hub's CommitInfo.
+
+    `branch` is PyTorchModelHubMixin's name for `revision` (an existing branch); `delete_patterns`: files
+    already in the repo that match are deleted in the same commit. Hub failures become one-line GleanErrors.
+    """
     from huggingface_hub import HfApi
 
+    if branch is not None and revision is not None and branch != revision:
+        raise ConfigError(f"branch={branch!r} and revision={revision!r} disagree; pass one of them (they are the same argument)")
+    revision = revision or branch
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(directory),
-        revision=revision,
-        commit_message=commit_message or "Upload with glean-hub",
-        create_pr=create_pr,
-    )
+    with hub_errors_for_push(repo_id, revision):
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(directory),
+            revision=revision,
+            commit_message=commit_message or "Upload with glean-hub",
+            create_pr=create_pr,
+            delete_patterns=delete_patterns,
+        )
+
+
+@contextlib.contextmanager
+def hub_errors_for_push(repo_id: str, revision: str | None = None):
+    """Translate huggingface_hub's upload failures (offline, 401/403, missing repo or branch, no network)."""
+    from huggingface_hub import constants, errors
+
+    where = repo_id + (f"@{revision}" if revision else "")
+    try:
+        yield
+    except errors.OfflineModeIsEnabled:
+        raise GleanError(f"cannot push to {where}: offline mode is on (HF_HUB_OFFLINE=1); unset it and push again") from None
+    except errors.RevisionNotFoundError:
+        raise GleanError(
+            f"the Hub repo {repo_id} has no branch {revision!r}: create it first "
+            f"(huggingface_hub.HfApi().create_branch({repo_id!r}, branch={revision!r})) or push to the default branch"
+        ) from None
+    except errors.RepositoryNotFoundError:
+        raise GleanError(
+            f"the Hub repo {repo_id!r} was not found and could not be created: check the name "
+            "(owner/name, where owner is you or an organisation you can write to) and your token"
+        ) from None
+    except errors.HfHubHTTPError as e:
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if status == 401:
+            raise GleanError(
+                f"the Hub did not accept your credentials for {where} (401): log in with `hf auth login`, set HF_TOKEN, "
+                "or pass token= / --token"
+            ) from None
+        if status == 403:
+            raise GleanError(
+                f"your token may not write to {where} (403): use a token with write access to {repo_id.split('/')[0]!r}"
+            ) from None
+        raise GleanError(f"the Hub refused the upload to {where} ({first})") from None
+    except (ConnectionError, TimeoutError, getattr(errors, "HTTPError", ConnectionError)) as e:
+        raise GleanError(
+            f"could not reach the Hub at {constants.ENDPOINT} to push {where} ({type(e).__name__}: {e}); "
+            "check the network and try again"
+        ) from None
 
 
 def push_glean(model: GLEAN, repo_id: str, *, embed_bank: bool | None = None, **kwargs):
+    """save_glean into a temporary folder, with a card that names `repo_id`, then push_folder."""
+    from .cards import glean_card
+
     with tempfile.TemporaryDirectory() as tmp:
-        save_glean(model, tmp, embed_bank=embed_bank)
+        save_glean(model, tmp, embed_bank=embed_bank, card=glean_card(_saved_config(model, embed_bank), repo_id=repo_id))
         return push_folder(tmp, repo_id, **kwargs)
 
 
 def push_bank(bank: StyleGAN2Generator, repo_id: str, **kwargs):
+    """save_bank into a temporary folder, with a card that names `repo_id`, then push_folder."""
+    from .cards import bank_card
+
     with tempfile.TemporaryDirectory() as tmp:
-        save_bank(bank, tmp)
+        sha = save_bank(bank, tmp)
+        (Path(tmp) / CARD_NAME).write_text(bank_card(bank.config, sha, repo_id=repo_id))
         return push_folder(tmp, repo_id, **kwargs)
 
 
