@@ -55,7 +55,7 @@ def add_convert(sub) -> None:
             """
         ),
     )
-    p.add_argument("checkpoint", help="official .pth file")
+    p.add_argument("checkpoint", help="official .pth file, or its URL (downloaded; a -xxxxxxxx.pth sha256 suffix is checked)")
     p.add_argument("output_dir", help="folder to write")
     p.add_argument("--category", help="metadata: faces, cats, cars, bedrooms, towers, ...")
     p.add_argument("--degradation", choices=["bicubic", "realworld"], default="bicubic",
@@ -68,11 +68,13 @@ def add_convert(sub) -> None:
 
 def run_convert(args) -> int:
     from .convert import convert_glean
+    from .released import local_checkpoint
 
-    report = convert_glean(
-        args.checkpoint, args.output_dir, category=args.category, degradation=args.degradation,
-        bank_dir=args.bank_out, keep_discriminator=args.keep_discriminator, dtype=_dtype(args.dtype),
-    )
+    with local_checkpoint(args.checkpoint) as checkpoint:  # a URL is downloaded (sha256 prefix checked) first
+        report = convert_glean(
+            checkpoint, args.output_dir, category=args.category, degradation=args.degradation,
+            bank_dir=args.bank_out, keep_discriminator=args.keep_discriminator, dtype=_dtype(args.dtype),
+        )
     print(report.summary())
     return 0
 
@@ -106,9 +108,11 @@ def add_convert_bank(sub) -> None:
 
 def run_convert_bank(args) -> int:
     from .convert import convert_bank
+    from .released import local_checkpoint
 
-    report = convert_bank(args.checkpoint, args.output_dir, category=args.category, grayscale=args.grayscale,
-                          source=args.source, dtype=_dtype(args.dtype))
+    with local_checkpoint(args.checkpoint) as checkpoint:  # a URL is downloaded (sha256 prefix checked) first
+        report = convert_bank(checkpoint, args.output_dir, category=args.category, grayscale=args.grayscale,
+                              source=args.source, dtype=_dtype(args.dtype))
     print(report.summary())
     return 0
 
@@ -130,6 +134,11 @@ def run_models(args) -> int:
     for m in models:
         where = f"bundled ({m.local_dir})" if m.local_dir else "Hub"
         print(f"{m.category:<9} {m.scale:>2}x  {m.in_size:>3} -> {m.out_size:<4} {m.repo_id:<36} {where}  {m.notes}")
+    from .released import released_lines
+
+    print("\nreleased by OpenMMLab (downloaded, checked and converted on first use; GLEAN.from_pretrained(NAME)):")
+    for line in released_lines():
+        print(line)
     return 0
 
 

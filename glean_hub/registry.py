@@ -108,8 +108,11 @@ def scales(category: str) -> list[int]:
     return sorted(m.scale for m in available() if m.category == category)
 
 
-def lookup(category: str, scale: int | None) -> ModelEntry:
-    """The entry for (category, scale); errors list the valid choices."""
+def lookup(category: str, scale: int | None, resolution: int | None = None) -> "ModelEntry | ReleasedEntry":
+    """The entry for (category, scale); errors list the valid choices. With `resolution` (output side in
+    pixels), the model of that size, bundled or released (e.g. `"cats", 8, 256` -> openmmlab/glean-cats-8x)."""
+    if resolution is not None:
+        return _lookup_resolution(category, scale, resolution)
     valid = categories()
     if category not in valid:
         raise ModelNotFoundError(
@@ -131,3 +134,113 @@ def bank_entry(repo_id: str) -> BankEntry | None:
 
 def model_entry(repo_id: str) -> ModelEntry | None:
     return next((m for m in MODELS if m.repo_id == repo_id), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Released OpenMMLab checkpoints (downloaded, checked, converted and cached by released.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleasedEntry:
+    """A published `.pth` on download.openmmlab.com, offered under a Hub-style name.
+
+    `path` is the URL path after the host (the host is GLEAN_HUB_OPENMMLAB_ENDPOINT, default
+    https://download.openmmlab.com); `sha256` is the published prefix (the `-xxxxxxxx` suffix of the file
+    name). `download_mb` is an estimate (float32 generator(s) + discriminator tensor counts): the host's
+    Content-Length is authoritative.
+    """
+
+    name: str  # "openmmlab/glean-cats-8x": what from_pretrained accepts
+    kind: str  # "glean" (GLEAN.from_pretrained) or "bank" (StyleGAN2Generator.from_pretrained, train --bank)
+    path: str  # URL path after the host, as published
+    sha256: str  # first 8 hex digits of the file's sha256
+    category: str
+    out_size: int  # output side in pixels (banks: the generator's square output)
+    in_size: int | None = None  # GLEAN input side; None for banks
+    degradation: str = "bicubic"
+    psnr: float | None = None  # published PSNR (RGB, dB) of the GLEAN model
+    download_mb: int = 0  # approximate size of the .pth
+    unsupported: str | None = None  # why glean-hub refuses to load it (one sentence), or None
+    notes: str = ""
+
+    @property
+    def scale(self) -> int | None:
+        return self.out_size // self.in_size if self.in_size else None
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    # the same properties as ModelEntry, so lookup() can return either
+    @property
+    def repo_id(self) -> str:
+        return self.name
+
+    revision = None
+
+    @property
+    def local_dir(self) -> Path | None:
+        """The converted folder in the cache, when it exists (no network)."""
+        from .released import cached_folder
+
+        return cached_folder(self)
+
+
+_MMEDIT = "/mmediting/restorers/glean/"
+_MMGEN = "/mmediting/stylegan2/"
+PUBLISHED_DATA = "see the MMEditing/MMagic model zoo; trained on FFHQ/CelebA-HQ or LSUN, whose terms apply"
+
+RELEASED: tuple[ReleasedEntry, ...] = (
+    ReleasedEntry("openmmlab/glean-cats-8x", "glean", _MMEDIT + "glean_cat_8x_20210614-d3ac8683.pth", "d3ac8683",
+                  "cats", 256, 32, psnr=23.98, download_mb=765, notes="LSUN cats, MATLAB-bicubic 32 -> 256"),
+    ReleasedEntry("openmmlab/glean-cats-16x", "glean", _MMEDIT + "glean_cat_16x_20210527-68912543.pth", "68912543",
+                  "cats", 256, 16, psnr=20.88, download_mb=803, notes="LSUN cats, MATLAB-bicubic 16 -> 256"),
+    ReleasedEntry("openmmlab/glean-faces-16x", "glean", _MMEDIT + "glean_ffhq_16x_20210527-61a3afad.pth", "61a3afad",
+                  "faces", 1024, 64, psnr=26.91, download_mb=818, notes="FFHQ aligned faces, MATLAB-bicubic 64 -> 1024"),
+    ReleasedEntry("openmmlab/glean-faces-8x-realworld", "glean",
+                  _MMEDIT + "glean_in128out1024_4x2_300k_ffhq_celebahq_20210812-acbcb04f.pth", "acbcb04f",
+                  "faces", 1024, 128, degradation="realworld", psnr=27.94, download_mb=813,
+                  notes="FFHQ + CelebA-HQ faces with blur, noise and JPEG, 128 -> 1024"),
+    ReleasedEntry("openmmlab/stylegan2-ffhq-1024", "bank",
+                  _MMGEN + "official_weights/stylegan2-ffhq-config-f-official_20210327_171224-bce9310c.pth", "bce9310c",
+                  "faces", 1024, download_mb=381, notes="NVlabs StyleGAN2 config-f, FFHQ"),
+    ReleasedEntry("openmmlab/stylegan2-ffhq-256", "bank", _MMGEN + "stylegan2_c2_ffhq_256_b4x8_20210407_160709-7890ae1f.pth",
+                  "7890ae1f", "faces", 256, download_mb=357, notes="MMGeneration StyleGAN2, FFHQ at 256"),
+    ReleasedEntry("openmmlab/stylegan2-cat-256", "bank",
+                  _MMGEN + "official_weights/stylegan2-cat-config-f-official_20210327_172444-15bc485b.pth", "15bc485b",
+                  "cats", 256, download_mb=357, notes="NVlabs StyleGAN2 config-f, LSUN cat"),
+    ReleasedEntry("openmmlab/stylegan2-church-256", "bank",
+                  _MMGEN + "official_weights/stylegan2-church-config-f-official_20210327_172657-1d42b7d1.pth", "1d42b7d1",
+                  "towers", 256, download_mb=357, notes="NVlabs StyleGAN2 config-f, LSUN church outdoor"),
+    ReleasedEntry("openmmlab/stylegan2-horse-256", "bank",
+                  _MMGEN + "official_weights/stylegan2-horse-config-f-official_20210327_173203-ef3e69ca.pth", "ef3e69ca",
+                  "horses", 256, download_mb=357, notes="NVlabs StyleGAN2 config-f, LSUN horse"),
+    ReleasedEntry("openmmlab/stylegan2-car-512", "bank",
+                  _MMGEN + "official_weights/stylegan2-car-config-f-official_20210327_172340-8cfe053c.pth", "8cfe053c",
+                  "cars", 512, download_mb=364, notes="NVlabs StyleGAN2 config-f, LSUN car (512x384 content)",
+                  unsupported="its images are 512 wide and 384 high (not square), and GLEAN's pipeline, crop policies "
+                              "and training data are square-only"),
+)
+
+
+def released_entry(name: str) -> ReleasedEntry | None:
+    return next((r for r in RELEASED if r.name == name), None)
+
+
+def released_models() -> list[ReleasedEntry]:
+    return [r for r in RELEASED if r.kind == "glean"]
+
+
+def _lookup_resolution(category: str, scale: int | None, resolution: int) -> "ModelEntry | ReleasedEntry":
+    candidates = [m for m in [*available(), *released_models()] if m.category == category]
+    if not candidates:
+        raise ModelNotFoundError(f"unknown category {category!r}; available: {', '.join(categories())}")
+    sizes = sorted({(m.out_size, m.scale) for m in candidates})
+    for m in candidates:
+        if m.out_size == resolution and (scale is None or m.scale == scale):
+            if scale is None and len([c for c in candidates if c.out_size == resolution]) > 1:
+                break
+            return m
+    shown = ", ".join(f"resolution={r} scale={s}" for r, s in sizes)
+    raise ModelNotFoundError(f"no {category!r} model for scale={scale} resolution={resolution}; available: {shown}")
