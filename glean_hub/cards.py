@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from huggingface_hub import ModelCardData
+from huggingface_hub import EvalResult, ModelCardData
 
 from .config import BankConfig, GLEANConfig
 
@@ -30,18 +30,49 @@ class CardFacts:
     samples: list[str] = field(default_factory=list)  # image paths relative to the folder
 
 
-def _yaml(facts: CardFacts, tags: list[str], base_model: str | None = None, pipeline_tag: str = "image-to-image") -> str:
+LICENSE_SECTION_LINK = "README.md#licence"  # license: other needs a link; by default the card's own Licence section
+OWN_ROW = "GLEAN"  # the row of CardFacts.metrics measured on this model (the others are baselines)
+
+
+def eval_results(facts: CardFacts, task_name: str) -> list[EvalResult] | None:
+    """The model's own measured numbers (`metrics["GLEAN"]`) as huggingface_hub EvalResults (model-index)."""
+    row = facts.metrics.get(OWN_ROW)
+    if not row:
+        return None
+    dataset = facts.datasets[0] if facts.datasets else "validation"
+    return [
+        EvalResult(task_type="image-to-image", task_name=task_name, dataset_type=dataset,
+                   dataset_name=f"{dataset} (validation split)", dataset_split="validation",
+                   metric_type=name.lower(), metric_name=name, metric_value=float(value))
+        for name, value in row.items()
+    ]
+
+
+def _yaml(facts: CardFacts, tags: list[str], base_model: str | None = None, pipeline_tag: str = "image-to-image",
+          model_name: str | None = None, results: list[EvalResult] | None = None) -> str:
+    other = facts.license == "other"
     data = ModelCardData(
         library_name="glean-hub",
         pipeline_tag=pipeline_tag,
         license=facts.license,
-        license_name=facts.license_name or ("see-model-card" if facts.license == "other" else None),
-        license_link=facts.license_link,
+        license_name=facts.license_name or ("see-model-card" if other else None),
+        license_link=facts.license_link or (LICENSE_SECTION_LINK if other else None),
         tags=tags,
         datasets=facts.datasets or None,
         base_model=base_model,
+        model_name=model_name if results else None,
+        eval_results=results,
     )
     return f"---\n{data.to_yaml()}\n---\n"
+
+
+def _licence(facts: CardFacts) -> str:
+    if facts.license != "other" or facts.license_link:
+        return ""
+    data = f" It was trained on {', '.join(facts.datasets)}; the terms of that data apply." if facts.datasets else ""
+    terms = (f"`{facts.license_name}`, as this card describes (not an OSI licence)." if facts.license_name else
+             "no licence was stated for these weights; ask their author before reusing them.")
+    return f"## Licence\n\nWeights: {terms}{data} The glean-hub code is Apache-2.0.\n"
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:
@@ -64,6 +95,8 @@ def _sections(facts: CardFacts) -> str:
         parts.append("## Samples\n\n" + "\n".join(f"![sample]({s})" for s in facts.samples) + "\n")
     if facts.limitations:
         parts.append(f"## Limitations\n\n{facts.limitations}\n")
+    if _licence(facts):
+        parts.append(_licence(facts))
     return "\n".join(parts)
 
 
@@ -109,10 +142,12 @@ training degradation (`{c.degradation}`) give worse results.
 
 {_sections(facts)}"""
     hub_bank = c.bank_id if c.bank_id and c.bank_id.count("/") == 1 and not c.bank_id.startswith((".", "/")) else None
-    return _yaml(facts, tags, base_model=hub_bank) + body
+    model_name = repo_id or f"glean-{category}-{c.scale}x-{c.out_size}"
+    results = eval_results(facts, f"{c.scale}x super-resolution ({c.in_size} -> {c.out_size})")
+    return _yaml(facts, tags, base_model=hub_bank, model_name=model_name, results=results) + body
 
 
-def bank_card(config: BankConfig, sha256: str, facts: CardFacts | None = None) -> str:
+def bank_card(config: BankConfig, sha256: str, facts: CardFacts | None = None, repo_id: str | None = None) -> str:
     facts = facts or CardFacts()
     c = config
     tags = ["stylegan2", "glean", "latent-bank"] + ([c.category] if c.category else [])
@@ -128,7 +163,7 @@ sha256 of `model.safetensors`: `{sha256}`.{gray}
 from glean_hub import StyleGAN2Generator
 import torch
 
-bank = StyleGAN2Generator.from_pretrained("path/or/repo")
+bank = StyleGAN2Generator.from_pretrained("{repo_id or 'path/to/this/folder'}")
 images = bank(torch.randn(4, {c.style_channels}))  # [4, {c.img_channels}, {c.out_size}, {c.out_size}] in about [-1, 1]
 ```
 

@@ -182,47 +182,79 @@ class GLEAN(nn.Module):
         """Encoder, fusion_out and decoder parameters (the bank and fusion_skip stay frozen)."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    # --- Hub API (implemented in hub.py) -------------------------------------------------------
+    # --- Hub API (implemented in hub.py, which is given the class: it imports no model module) ----
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters (diffusers' `ModelMixin.device`)."""
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """dtype of the model's floating-point parameters (diffusers' `ModelMixin.dtype`)."""
+        return next(p.dtype for p in self.parameters() if p.is_floating_point())
 
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str,
+        pretrained_model_name_or_path: str,  # or a path-like
         *,
         scale: int | None = None,
         category: str | None = None,
         revision: str | None = None,
         cache_dir: str | None = None,
+        force_download: bool = False,
         local_files_only: bool = False,
         token: str | bool | None = None,
         torch_dtype: torch.dtype | str | None = None,
+        dtype: torch.dtype | str | None = None,
         device: str | torch.device | None = None,
     ) -> "GLEAN":
         """Load a model by category (`"faces", scale=16`), local folder, or Hub repo id.
 
-        Weights are read from safetensors only, strictly (every tensor present, named and shaped as
-        the config says); a referenced latent bank must match its sha256. `scale`/`category`, when
-        given with a folder or repo, must agree with its config. `torch_dtype`: None -> float32,
-        "auto" -> as stored, or a dtype. Returns the model in eval mode.
+        An existing model folder (one with config.json) wins over a category of the same name; the repo
+        ids of the bundled models (`glean-hub/glean-faces-8x-64`, ...) load their installed copies,
+        offline, unless `force_download=True` or another `revision` is asked for. Weights are read from
+        safetensors only, strictly (every tensor present, named and shaped as the config says); a
+        referenced latent bank must match its sha256. `scale`/`category`, when given with a folder or
+        repo, must agree with its config. `torch_dtype` (or its diffusers >= 0.32 spelling `dtype`):
+        None -> float32, "auto" -> as stored, a name ("fp16", "bfloat16", ...) or a torch dtype.
+        `device`: "cpu", "cuda", "cuda:1", ... (a clean error when it is not available). Returns the model
+        in eval mode.
         """
-        from .hub import load_glean
+        from .hub import load_glean, one_dtype
 
         return load_glean(
-            name_or_path, scale=scale, category=category, revision=revision, cache_dir=cache_dir,
-            local_files_only=local_files_only, token=token, torch_dtype=torch_dtype, device=device,
+            pretrained_model_name_or_path, cls=cls, scale=scale, category=category, revision=revision,
+            cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only, token=token,
+            torch_dtype=one_dtype(torch_dtype, dtype), device=device,
         )
 
-    def save_pretrained(self, directory, *, embed_bank: bool | None = None, card: str | None = None,
-                        dtype: torch.dtype | None = None):
-        """Write config.json, model.safetensors, README.md (weights in `dtype` if given). See `hub.save_glean`."""
+    def save_pretrained(self, save_directory, *, embed_bank: bool | None = None, card: str | None = None,
+                        dtype: torch.dtype | None = None, safe_serialization: bool = True, push_to_hub: bool = False,
+                        repo_id: str | None = None, **push_to_hub_kwargs):
+        """Write config.json, model.safetensors, README.md (weights in `dtype` if given). See `hub.save_glean`.
+
+        `safe_serialization` must stay True (safetensors is the only format written). `push_to_hub=True`
+        then uploads the folder to `repo_id` (default: the folder's name), with `push_to_hub_kwargs`
+        (token, private, branch, commit_message, create_pr, delete_patterns), and returns the CommitInfo.
+        """
         from .hub import save_glean
 
-        return save_glean(self, directory, embed_bank=embed_bank, card=card, dtype=dtype)
+        return save_glean(self, save_directory, embed_bank=embed_bank, card=card, dtype=dtype,
+                          safe_serialization=safe_serialization, push_to_hub=push_to_hub, repo_id=repo_id,
+                          **push_to_hub_kwargs)
 
     def push_to_hub(self, repo_id: str, *, embed_bank: bool | None = None, token=None, private: bool | None = None,
-                    revision: str | None = None, commit_message: str | None = None, create_pr: bool = False):
-        """Save to a temporary folder and upload it as one commit. Returns huggingface_hub's CommitInfo."""
+                    revision: str | None = None, branch: str | None = None, commit_message: str | None = None,
+                    create_pr: bool = False, delete_patterns: list[str] | str | None = None):
+        """Save to a temporary folder and upload it as one commit. Returns huggingface_hub's CommitInfo.
+
+        `branch` is `PyTorchModelHubMixin`'s name for `revision` (an existing branch); `delete_patterns`
+        removes matching files already in the repo in the same commit (e.g. "*.bin").
+        """
         from .hub import push_glean
 
         return push_glean(self, repo_id, embed_bank=embed_bank, token=token, private=private, revision=revision,
-                          commit_message=commit_message, create_pr=create_pr)
+                          branch=branch, commit_message=commit_message, create_pr=create_pr,
+                          delete_patterns=delete_patterns)

@@ -344,23 +344,41 @@ class StyleGAN2Generator(nn.Module):
 
     # --- Hub API (implemented in hub.py) -------------------------------------------------------
 
+    @property
+    def device(self) -> torch.device:
+        return self.constant_input.input.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.constant_input.input.dtype
+
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, cache_dir: str | None = None,
-                        local_files_only: bool = False, token=None, torch_dtype=None, device=None) -> "StyleGAN2Generator":
-        """Load a latent bank folder or Hub repo (config.json + model.safetensors), frozen, in eval mode."""
-        from .hub import HubOptions, load_bank
+    def from_pretrained(cls, pretrained_model_name_or_path: str, *, revision: str | None = None,
+                        cache_dir: str | None = None, force_download: bool = False, local_files_only: bool = False,
+                        token=None, torch_dtype=None, dtype=None, device=None) -> "StyleGAN2Generator":
+        """Load a latent bank folder or Hub repo (config.json + model.safetensors), frozen, in eval mode.
 
-        return load_bank(name_or_path, torch_dtype=torch_dtype, device=device, share=False,
-                         options=HubOptions(revision, cache_dir, local_files_only, token))
+        The repo ids of the bundled banks (`glean-hub/bank-faces-64`, ...) load their installed copies,
+        offline, unless `force_download=True` or another `revision` is asked for.
+        """
+        from .hub import HubOptions, bundled_bank, load_bank, one_dtype
 
-    def save_pretrained(self, directory, *, card: str | None = None, discriminator: dict | None = None,
-                        dtype: torch.dtype | None = None) -> str:
+        location = pretrained_model_name_or_path
+        if not force_download:
+            location = bundled_bank(location, revision) or location
+        return load_bank(location, torch_dtype=one_dtype(torch_dtype, dtype), device=device, share=False,
+                         options=HubOptions(revision, cache_dir, local_files_only, token, force_download), cls=cls)
+
+    def save_pretrained(self, save_directory, *, card: str | None = None, discriminator: dict | None = None,
+                        dtype: torch.dtype | None = None, safe_serialization: bool = True) -> str:
         """Write config.json, model.safetensors (+ discriminator.safetensors), README.md; returns the sha256."""
-        from .hub import save_bank
+        from .hub import check_safe_serialization, save_bank
 
-        return save_bank(self, directory, card=card, discriminator=discriminator, dtype=dtype)
+        check_safe_serialization(safe_serialization)
+        return save_bank(self, save_directory, card=card, discriminator=discriminator, dtype=dtype)
 
     def push_to_hub(self, repo_id: str, **kwargs):
+        """Upload as one commit (token, private, revision/branch, commit_message, create_pr, delete_patterns)."""
         from .hub import push_bank
 
         return push_bank(self, repo_id, **kwargs)
