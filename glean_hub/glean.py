@@ -209,6 +209,7 @@ class GLEAN(nn.Module):
         torch_dtype: torch.dtype | str | None = None,
         dtype: torch.dtype | str | None = None,
         device: str | torch.device | None = None,
+        resolution: int | None = None,
     ) -> "GLEAN":
         """Load a model by category (`"faces", scale=16`), local folder, or Hub repo id.
 
@@ -221,13 +222,17 @@ class GLEAN(nn.Module):
         None -> float32, "auto" -> as stored, a name ("fp16", "bfloat16", ...) or a torch dtype.
         `device`: "cpu", "cuda", "cuda:1", ... (a clean error when it is not available). Returns the model
         in eval mode.
+
+        The paper's released weights load by name (`"openmmlab/glean-cats-8x"`) or, for a category, by output
+        size: `GLEAN.from_pretrained("cats", scale=8, resolution=256)`; the `.pth` (or any `.pth` URL) is
+        downloaded, checked and converted once, then cached under HF_HOME (see `glean_hub/released.py`).
         """
         from .hub import load_glean, one_dtype
 
         return load_glean(
             pretrained_model_name_or_path, cls=cls, scale=scale, category=category, revision=revision,
             cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only, token=token,
-            torch_dtype=one_dtype(torch_dtype, dtype), device=device,
+            torch_dtype=one_dtype(torch_dtype, dtype), device=device, resolution=resolution,
         )
 
     def save_pretrained(self, save_directory, *, embed_bank: bool | None = None, card: str | None = None,

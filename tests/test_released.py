@@ -320,3 +320,13 @@ def _waiting(proc: subprocess.Popen, seen: list[str]) -> bool:
     if select.select([proc.stderr], [], [], 0)[0]:
         seen.append(proc.stderr.readline())
     return any("waiting" in line for line in seen)
+
+
+def test_a_category_and_a_resolution_load_the_released_model(host, cats, monkeypatch):
+    model, data = cats
+    entry = _publish(monkeypatch, host, CATS_8X, data)
+    loaded = GLEAN.from_pretrained("cats", scale=8, resolution=256)
+    assert host.log == [entry.path] and loaded.config.category == "cats"
+    lr = torch.rand(2, 3, 4, 4) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(lr), model(lr))
