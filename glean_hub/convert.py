@@ -58,17 +58,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file {path}")
+    from .formats import SAFE_GLOBALS, is_rosinality, rosinality_to_mmgen
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:
         obj = None  # mmap needs the zip format; retry without for legacy files
     except Exception as e:
         raise CheckpointError(_unpickle_message(path, e)) from None
     if obj is None:
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(SAFE_GLOBALS):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise CheckpointError(_unpickle_message(path, e)) from None
+    if is_rosinality(obj):  # rosinality/stylegan2-pytorch: the g_ema generator, renamed to MMGeneration's keys
+        obj = rosinality_to_mmgen(obj)
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors (expected {{'meta': ..., 'state_dict': {{name: tensor}}}})")
