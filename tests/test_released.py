@@ -330,3 +330,36 @@ def test_a_category_and_a_resolution_load_the_released_model(host, cats, monkeyp
     lr = torch.rand(2, 3, 4, 4) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded(lr), model(lr))
+
+
+def test_a_full_disk_during_conversion_caches_nothing(host, cats, monkeypatch):
+    import errno
+
+    import glean_hub.convert
+
+    _publish(monkeypatch, host, CATS_8X, cats[1])
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(glean_hub.convert, "write_glean_folder", full)
+    with pytest.raises(GleanError, match="No space left on device.*nothing was cached"):
+        GLEAN.from_pretrained(CATS_8X)
+    assert _cache_leftovers() == []
+
+
+def test_a_model_trained_on_a_released_bank_finds_it_by_name(host, monkeypatch, tmp_path):
+    """What `glean-hub train --bank openmmlab/stylegan2-church-256` writes: bank_id = the name, bank_sha256."""
+    data, bank = tiny_bank_pth()
+    _publish(monkeypatch, host, CHURCH, data)
+    released_bank = StyleGAN2Generator.from_pretrained(CHURCH)
+    model = tiny_model(seed=4, in_size=4, out_size=32)
+    model.generator.load_state_dict(released_bank.state_dict())
+    model.config = model.config.replace(bank_id=CHURCH, bank_sha256=released_bank.sha256, bank=released_bank.config)
+    model.save_pretrained(tmp_path / "trained")
+    set_offline(monkeypatch, True)
+    loaded = GLEAN.from_pretrained(str(tmp_path / "trained"))
+    lr = torch.rand(2, 3, 4, 4) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(lr), model(lr))
+    assert len(host.log) == 1
