@@ -32,8 +32,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import CheckpointError, GleanError, ModelNotFoundError
 from . import registry
+from .errors import CheckpointError, GleanError, ModelNotFoundError
 from .registry import ReleasedEntry
 
 ENDPOINT_ENV = "GLEAN_HUB_OPENMMLAB_ENDPOINT"

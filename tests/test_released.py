@@ -350,7 +350,7 @@ def test_a_full_disk_during_conversion_caches_nothing(host, cats, monkeypatch):
 
 def test_a_model_trained_on_a_released_bank_finds_it_by_name(host, monkeypatch, tmp_path):
     """What `glean-hub train --bank openmmlab/stylegan2-church-256` writes: bank_id = the name, bank_sha256."""
-    data, bank = tiny_bank_pth()
+    data, _ = tiny_bank_pth()
     _publish(monkeypatch, host, CHURCH, data)
     released_bank = StyleGAN2Generator.from_pretrained(CHURCH)
     model = tiny_model(seed=4, in_size=4, out_size=32)
