@@ -18,13 +18,14 @@ unpickled, never code.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .config import BankConfig, GLEANConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, OutputPathError, os_error_message
 from .glean import GLEAN
 from .hub import check_state_dict, write_bank_folder, write_glean_folder
 from .ops import make_kernel
@@ -56,7 +57,11 @@ class ConversionReport:
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict of a .pth file (under 'state_dict' when present), loaded without running code."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as e:
+        raise CheckpointError(f"no checkpoint file {os_error_message(e, str(path))}") from None
+    if not found:
         raise CheckpointError(f"no checkpoint file {path}")
     from .formats import SAFE_GLOBALS, is_rosinality, rosinality_to_mmgen
 
@@ -82,7 +87,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def _unpickle_message(path: Path, error: Exception) -> str:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(error))  # torch's message carries ANSI escapes
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # torch's advice (weights_only=False, add_safe_globals, file an issue) does not apply here: keep what it refused
+    advice = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch", "WeightsUnpickler error:")
+    refused = [line for line in lines if not line.startswith(advice)]
+    first = (refused or ["the file is not a plain container of tensors"])[0]
+    first = "".join(ch if ch.isprintable() else "?" for ch in first)[:200].rstrip(".")
     return (
         f"cannot read {path} safely: {first}. glean-hub only loads tensors and plain containers "
         "(torch.load(weights_only=True)); a file that needs more is not an official checkpoint or is corrupt."
@@ -184,6 +195,30 @@ def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
 
+# Dataset words in the published checkpoint names -> category (glean_cat_16x_20210527-68912543.pth is cats,
+# glean_ffhq_16x_..., glean_in128out1024_4x2x2_16x_ffhq_... are faces, stylegan2_c2_lsun-church_... is towers).
+FILENAME_CATEGORIES = {"ffhq": "faces", "celeba": "faces", "celebahq": "faces", "face": "faces", "faces": "faces",
+                       "cat": "cats", "cats": "cats", "car": "cars", "cars": "cars", "church": "towers",
+                       "bedroom": "bedrooms", "bedrooms": "bedrooms"}
+
+
+def category_from_filename(path: str | os.PathLike) -> str | None:
+    """The category a released checkpoint's file name states (one dataset word), else None."""
+    words = re.split(r"[^a-z0-9]+", Path(path).name.lower())
+    found = {FILENAME_CATEGORIES[w] for w in words if w in FILENAME_CATEGORIES}
+    return found.pop() if len(found) == 1 else None
+
+
+def _check_output_folder(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before any work, an output path that is a file or that the filesystem cannot hold."""
+    try:
+        is_file = Path(path).exists() and not Path(path).is_dir()
+    except OSError as e:
+        raise OutputPathError(f"{what} {os_error_message(e, str(path))}") from None
+    if is_file:
+        raise OutputPathError(f"{what} {path} is a file; give a folder (it is created, or written into if it exists)")
+
+
 def convert_glean(
     checkpoint: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -196,7 +231,12 @@ def convert_glean(
     dtype: torch.dtype | None = None,
 ) -> ConversionReport:
     """Convert an official GLEAN checkpoint. With `bank_dir`, the bank goes to its own folder and
-    the GLEAN folder references it (by relative path and sha256); otherwise it is embedded."""
+    the GLEAN folder references it (by relative path and sha256); otherwise it is embedded.
+    `category`: None reads it off a published file name (`category_from_filename`), else leaves it unset."""
+    _check_output_folder(output_dir, "the output folder")
+    if bank_dir is not None:
+        _check_output_folder(bank_dir, "--bank-out")
+    category = category or category_from_filename(checkpoint)
     state = read_checkpoint(checkpoint)
     network, disc, dropped = split_prefix(state, "generator.", WRAPPER_PREFIXES)
     config = infer_glean_config(network, category=category, degradation=degradation, crop_policy=crop_policy)
@@ -229,6 +269,8 @@ def convert_bank(
     dtype: torch.dtype | None = None,
 ) -> ConversionReport:
     """Convert an official StyleGAN2 checkpoint (MMGeneration layout) into a bank folder."""
+    _check_output_folder(output_dir, "the output folder")
+    category = category or category_from_filename(checkpoint)
     state = read_checkpoint(checkpoint)
     other = "generator." if source == "generator_ema" else "generator_ema."
     bank_state, disc, dropped = split_prefix(state, f"{source}.", (other,))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import re
 import os
 import sys
 import tempfile
@@ -45,7 +46,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from .config import CONFIG_NAME, GLEANConfig  # noqa: E402
-from .errors import GleanError, InputImageError, ModelNotFoundError  # noqa: E402
+from .errors import ConfigError, GleanError, InputImageError, ModelNotFoundError  # noqa: E402
 from .hub import HubOptions, fetch  # noqa: E402
 from .images import load_image, to_rgb  # noqa: E402
 from .imresize import imresize_uint8  # noqa: E402
@@ -67,7 +68,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "demo_examples"  # package data
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "glean-hub-demo"  # result PNGs; files older than an hour are pruned
 MAX_FILE_SIZE = "20mb"  # uploads larger than this are refused by Gradio before they reach us
 QUEUE_SIZE = 16  # requests waiting at most; more get "queue full"
-DEFAULT_SCALE = 16  # preselected when the category has it (GLEAN's headline factor), else the largest
+DEFAULT_SCALE = 8  # preselected when the category has it (the easier factor makes the first impression), else the smallest
 GPU_CONCURRENCY = 1  # upscales running at once on the one device; a second would only compete for it
 
 MODES = [
@@ -83,8 +84,12 @@ CSS = """
 LAUNCH_OPTIONS = {"css": CSS, "max_file_size": MAX_FILE_SIZE}
 
 DTYPES = ["auto", "float32", "bfloat16", "float16"]  # auto: float16 on a GPU, float32 on the CPU
+GPU_ONLY_DTYPES = ("float16",)  # offered only when the demo runs on a GPU
+SHARE_HINT_GRADIO = "* To create a public link, set `share=True` in `launch()`."
+SHARE_HINT = "* To create a public link, start it with --share (glean-hub demo --share)."
 
-# (example file, category it shows, size policy, align faces); rows whose category is not served are left out
+# (example file, category it shows, size policy, align faces); rows whose category is not served are left out.
+# Each runs at the category's default scale; the labels say scale, policy and face alignment.
 EXAMPLES = [
     ("astronaut_face.png", "faces", "crop", False),
     ("astronaut.png", "faces", "crop", True),
@@ -141,14 +146,11 @@ def source_from_entry(entry: ModelEntry) -> ModelSource:
 def source_from_location(location: str | os.PathLike, revision: str | None = None) -> ModelSource:
     """A local model folder or Hub repo: category and scale are read from its config.json."""
     config = GLEANConfig.load(fetch(location, CONFIG_NAME, HubOptions(revision=revision)))
-    if config.category is None:
-        raise ModelNotFoundError(
-            f"{location}: config.json has no category; the demo lists models by category "
-            "(set it with `glean-hub convert ... --category NAME`)"
-        )
     local = Path(location).expanduser().is_dir()
     label = str(location) if local else f"{location}@{revision or 'main'}"
-    return ModelSource(config.category, config.scale, str(location), revision, config.in_size, config.out_size, label)
+    # an uncategorised model (config.json category null) is listed under its folder or repo name
+    category = config.category or (Path(location).expanduser().resolve().name if local else str(location).split("/")[-1])
+    return ModelSource(category, config.scale, str(location), revision, config.in_size, config.out_size, label)
 
 
 def model_table(models: Mapping | list | None = None) -> dict[tuple[str, int], ModelSource]:
@@ -217,10 +219,18 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
+def dtype_choices(device: torch.device) -> list[str]:
+    """The precisions this device runs: float16 only on a GPU."""
+    return [d for d in DTYPES if device.type == "cuda" or d not in GPU_ONLY_DTYPES]
+
+
 def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
-    """"auto": float16 on a GPU, float32 on the CPU; other names by the pipeline's rules (fp16 on CPU is an error)."""
+    """"auto": float16 on a GPU, float32 on the CPU; others must be one of `dtype_choices(device)`."""
     if name in (None, "", "auto"):
         return torch.float16 if device.type == "cuda" else torch.float32
+    choices = dtype_choices(device)
+    if name not in choices:
+        raise ConfigError(f"precision {name!r} is not available on {device_name(device)}; choose one of {', '.join(choices)}")
     return pipeline_dtype(name, device)
 
 
@@ -252,7 +262,7 @@ class PipelineCache:
 
 @dataclass
 class DemoResult:
-    before: Image.Image  # the input at the network's resolution, enlarged with nearest neighbour to the result's size
+    before: Image.Image  # the network's input enlarged with MATLAB bicubic to the result's size (the baseline)
     after: Image.Image  # the GLEAN result, full resolution
     lr: Image.Image  # exactly what the network saw (uint8 RGB, in_size x in_size)
     lr_note: str  # one line: what was done to the input and why
@@ -277,31 +287,39 @@ def input_image(image) -> tuple[str | Image.Image, str, str]:
 
 
 def before_image(lr: Image.Image, after: Image.Image, info, original, scale: int) -> Image.Image:
-    """The input as the network had it, enlarged with nearest neighbour to exactly the result's size.
+    """The bicubic upscale of the same input, at exactly the result's size: the baseline GLEAN must beat.
 
-    crop, resize, passthrough: the LR itself. pad: the LR enlarged, then cut like the pipeline cuts the
-    padding from the result. face (align_faces): the LR is only the face, but the result is the whole
-    image, so the whole image is shown at the face's LR resolution (MATLAB bicubic by 1/scale).
+    crop, resize, passthrough: the LR enlarged with MATLAB bicubic. pad: the LR enlarged to the network's
+    output side, then cut like the pipeline cuts the padding from the result. face (align_faces): the LR
+    is only the face, but the result is the whole image, so the whole image is brought to the face's LR
+    resolution (MATLAB bicubic by 1/scale) and enlarged back.
     """
     w, h = after.size
     if info.policy == "face":
         rgb = np.array(to_rgb(load_image(original)), dtype=np.uint8)
         small = imresize_uint8(rgb, size=(max(1, round(h / scale)), max(1, round(w / scale))))
-        return Image.fromarray(small).resize((w, h), Image.NEAREST)
+        return Image.fromarray(imresize_uint8(small, size=(h, w)))
+    lr_rgb = np.array(lr.convert("RGB"), dtype=np.uint8)
     if info.policy == "pad":
         left, top, right, _ = info.box  # the padded square, in original pixels (left, top <= 0)
         out = lr.width * scale  # the network's output side, before the padding was cut
         k = out / (right - left)
         x0, y0 = round(-left * k), round(-top * k)
-        return lr.convert("RGB").resize((out, out), Image.NEAREST).crop((x0, y0, x0 + w, y0 + h))
-    return lr.convert("RGB").resize((w, h), Image.NEAREST)
+        return Image.fromarray(imresize_uint8(lr_rgb, size=(out, out))).crop((x0, y0, x0 + w, y0 + h))
+    return Image.fromarray(imresize_uint8(lr_rgb, size=(h, w)))
 
 
-def explain(info, in_size: int) -> str:
-    """One line for users: what was done to the input, and what the output covers."""
+def explain(info, in_size: int, out_size: int) -> str:
+    """For users: what was done to the input, the output's size and why, and what the output covers."""
     w, h = info.original_size
-    return (f"Your {w}×{h} image → the {in_size}×{in_size} input: {info.reason}. "
+    ow, oh = info.output_size
+    text = (f"**Output: {ow}×{oh} px.** This model always makes {out_size}×{out_size} from a {in_size}×{in_size} "
+            f"input ({out_size // in_size}×). Your {w}×{h} image → the {in_size}×{in_size} input: {info.reason}. "
             f"Effective factor over your image: {info.effective_factor:.2f}×.")
+    if info.effective_factor < 1:
+        text += (" ⚠️ The output is smaller than the part of your image it replaces: this model is for tiny images "
+                 f"(about {in_size}×{in_size}); a larger photo is downscaled first and comes back at {out_size}×{out_size}.")
+    return text
 
 
 def prune_outputs(directory: Path, max_age_s: float = 3600) -> None:
@@ -362,8 +380,33 @@ def upscale_request(table, cache: PipelineCache, image, category, scale, mode="c
         f"{device_name(device)} · {str(torch_dtype).removeprefix('torch.')} · {source.label} · "
         f"{lr.width}×{lr.height} → {after.width}×{after.height} in {total:.2f} s{loading}"
     )
-    return DemoResult(before, after, lr, mention(explain(info, lr.width)), png_path, status,
+    return DemoResult(before, after, lr, mention(explain(info, lr.width, source.out_size)), png_path, status,
                       [mention(w) for w in info.warnings])
+
+
+def model_card(source: ModelSource) -> str:
+    """The model's card as Markdown (README.md without its YAML header) for a folder; a link for a Hub repo."""
+    local = Path(source.location).expanduser()
+    card = local / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8", errors="replace")
+        return re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S).strip()
+    if not local.exists():
+        return f"The card is on the Hub: [{source.location}](https://huggingface.co/{source.location})."
+    return f"{source.location} has no README.md (model card)."
+
+
+def share_hint(stream):
+    """A stdout that says the CLI's `--share` where Gradio's launch() hint says `share=True`."""
+
+    class Rewrite:
+        def write(self, text):
+            return stream.write(text.replace(SHARE_HINT_GRADIO, SHARE_HINT))
+
+        def __getattr__(self, name):
+            return getattr(stream, name)
+
+    return Rewrite()
 
 
 def user_error(error: Exception) -> gr.Error:
@@ -390,7 +433,7 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
 
     def default_scale(category):
         options = scales_of(table, category)
-        return DEFAULT_SCALE if DEFAULT_SCALE in options else (options[-1] if options else None)
+        return DEFAULT_SCALE if DEFAULT_SCALE in options else (options[0] if options else None)
 
     def scale_choices(category):
         return [(table[(category, s)].choice_label, s) for s in scales_of(table, category)]
@@ -400,7 +443,12 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
         if source is None:
             return ""
         sizes = f"{source.in_size}×{source.in_size} → {source.out_size}×{source.out_size}"
-        return " · ".join(part for part in (f"**{source.category} {source.scale}×**", sizes, source.notes, source.label) if part)
+        parts = (f"**{source.category} {source.scale}×**", sizes, source.notes, source.label, "model card: below the result")
+        return " · ".join(part for part in parts if part)
+
+    def card_of(category, scale) -> str:
+        source = table.get((category, int(scale))) if category and scale is not None else None
+        return model_card(source) if source is not None else ""
 
     # --- event functions -----------------------------------------------------------------------
 
@@ -440,10 +488,11 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
     with gr.Blocks(title="GLEAN super-resolution", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# GLEAN: large-factor super-resolution\n"
-            "Upscale a small image 8×–32× with a generative latent bank "
+            f"Upscale a tiny image {sizes_summary(table)} with a generative latent bank "
             "([Chan et al., CVPR 2021](https://arxiv.org/abs/2012.00739)). Each model takes exactly one input "
-            "size and knows one kind of picture, so larger photos are first cropped, padded or resized to that size: "
-            "*what the network saw* shows the exact input. Details are invented by the model, not recovered."
+            "size, makes one output size and knows one kind of picture, so larger photos are first cropped, padded or "
+            "resized to that input size (and come back at the model's output size): *what the network saw* shows the "
+            "exact input, and *before* is its plain bicubic upscale. Details are invented by the model, not recovered."
         )
         if not table:
             gr.Markdown(f"> ⚠️ {NO_MODELS}", elem_id="no-models")
@@ -468,12 +517,13 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
                 align = gr.Checkbox(label="Align faces (eyes level and centred, as in training)", value=False,
                                     visible=first == "faces", elem_id="align")
                 with gr.Accordion("Advanced", open=False):
-                    dtype = gr.Radio(choices=DTYPES, value="auto", label="Precision (dtype)", elem_id="dtype")
+                    dtype = gr.Radio(choices=dtype_choices(pick_device()), value="auto", label="Precision (dtype)",
+                                     elem_id="dtype")
                     gr.Markdown(DETERMINISM_NOTE)
                 run = gr.Button("Upscale", variant="primary", interactive=bool(table), elem_id="run")
             with gr.Column(scale=3, min_width=360):
                 slider = gr.ImageSlider(
-                    label="Before (nearest neighbour) / after (GLEAN)", format="png", type="pil",
+                    label="Before (bicubic upscale of the same input) / after (GLEAN)", format="png", type="pil",
                     max_height=640, elem_id="slider", interactive=False,
                 )
                 with gr.Row(equal_height=False):
@@ -482,8 +532,11 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
                                         buttons=["download"])
                     with gr.Column(scale=3):
                         lr_note = gr.Markdown(elem_id="lr-note")
-                        download = gr.DownloadButton("Download PNG (full resolution)", elem_id="download")
+                        download = gr.DownloadButton("Download PNG (full resolution)", elem_id="download",
+                                                     interactive=False)  # enabled once there is a result
                 status = gr.Markdown(elem_id="status")
+                with gr.Accordion("Model card", open=False, elem_id="model-card"):
+                    card = gr.Markdown(card_of(first, default_scale(first)) if first else "", elem_id="card")
 
         if examples and table:
             rows = [
@@ -496,13 +549,19 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
                     rows, inputs=[image, category, scale, mode, align], fn=upscale_example,
                     outputs=[slider, lr_image, lr_note, download, status],
                     cache_examples=True, cache_mode="lazy", preprocess=False,
-                    example_labels=[f"{Path(r[0]).stem} · {r[1]} {r[2]}×" for r in rows],
+                    example_labels=[f"{Path(r[0]).stem} · {r[1]} {r[2]}× · {r[3]}" + (" + face alignment" if r[4] else "")
+                                    for r in rows],
                     api_name="example", api_visibility="undocumented",
                 )
 
         # --- events ------------------------------------------------------------------------------
         category.change(on_category, [category, scale], [scale, align, notes], api_name="scales_for_category")
         scale.change(on_scale, [category, scale], notes, api_name="model_notes")
+        for trigger in (category, scale):
+            trigger.change(card_of, [category, scale], card, api_visibility="private")
+        # the Download button is enabled by a result (also one from an example) and disabled without one
+        slider.change(lambda value: gr.DownloadButton(interactive=value is not None), slider, download,
+                      api_visibility="private")
         # preprocess=False: the uploaded file reaches upscale_request unopened, so a corrupt file gets
         # glean-hub's InputImageError, and API calls (which skip the category event above) have their
         # (category, scale) checked against the model table with the registry's wording.
@@ -515,13 +574,27 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
     return demo
 
 
+def sizes_summary(table: Mapping[tuple[str, int], ModelSource]) -> str:
+    """"(8×8 or 4×4 px → 64×64 px, 8×/16×)" for the served models; "" when there are none."""
+    if not table:
+        return ""
+    ins = sorted({s.in_size for s in table.values()}, reverse=True)
+    outs = sorted({s.out_size for s in table.values()})
+    scales = sorted({s.scale for s in table.values()})
+    return (f"({' or '.join(f'{n}×{n}' for n in ins)} px → {' or '.join(f'{n}×{n}' for n in outs)} px, "
+            f"{'/'.join(f'{s}×' for s in scales)})")
+
+
 def launch(models=None, *, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
     """Build and launch (blocking unless prevent_thread_lock=True). Gradio prints the local address."""
+    import contextlib
+
     table = model_table(models)
     if not table:
         print(f"glean-hub demo: {NO_MODELS}", file=sys.stderr)
     demo = build_demo(table)
-    return demo.launch(server_name=host, server_port=port, share=share, **{**LAUNCH_OPTIONS, **kwargs})
+    with contextlib.redirect_stdout(share_hint(sys.stdout)):  # Gradio's hint names launch(share=True)
+        return demo.launch(server_name=host, server_port=port, share=share, **{**LAUNCH_OPTIONS, **kwargs})
 
 
 def build_arg_parser(prog: str = "glean-hub demo") -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """The Gradio demo (glean_hub/demo.py) driven through gradio_client on a loopback server, with tiny models.
 
-The app is loaded the way `glean-hub demo` loads it (by path), launched once per module on a free
+The app is loaded the way `glean-hub demo` loads it (the packaged module), launched once per module on a free
 127.0.0.1 port, and called at its stable `/upscale` endpoint like any gradio_client user would.
 """
 
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 from demo_helpers import EXAMPLE, TINY, free_port, load_app, png_size, serving, tiny_folders
 from gradio_client import Client, handle_file
@@ -20,6 +21,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from glean_hub.cli import build_parser
+from glean_hub.imresize import imresize_uint8
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,12 @@ def test_upscale_endpoint_returns_pngs_of_the_right_sizes(client, category, scal
     assert png_size(download) == (out_size, out_size)
     with Image.open(download) as d, Image.open(after) as a:
         assert d.tobytes() == a.tobytes()  # the download is the full-resolution result, losslessly
-    with Image.open(before) as b, Image.open(lr) as small:  # nearest-neighbour enlargement of the LR
-        assert b.convert("RGB").resize(small.size, Image.NEAREST).tobytes() == small.convert("RGB").tobytes()
+    with Image.open(before) as b, Image.open(lr) as small:  # "before" is the MATLAB-bicubic upscale of the same LR
+        bicubic = imresize_uint8(np.asarray(small.convert("RGB")), size=(out_size, out_size))
+        assert np.array_equal(np.asarray(b.convert("RGB")), bicubic)
     assert "192×128" in lr_note and "crop" in lr_note
+    assert f"Output: {out_size}×{out_size} px" in lr_note  # the output size, next to the result, and why
+    assert f"always makes {out_size}×{out_size}" in lr_note
     assert "CPU" in status or "GPU" in status or "NVIDIA" in status
     assert "float32" in status and f"{category}-{scale}x" in status and "s" in status
     print(f"/upscale {category} {scale}x: {latency:.2f} s round trip ({status})")
@@ -80,8 +85,8 @@ def test_bad_inputs_are_errors_and_the_app_keeps_serving(client, tmp_path):
     with pytest.raises(AppError, match=r"no 'cats' model for scale 16; available scales: \[4, 8\]"):
         upscale(client, EXAMPLE, "cats", 16)
     if not torch.cuda.is_available():
-        with pytest.raises(AppError, match="fp16 is not supported on CPU"):  # the pipeline's own message
-            upscale(client, EXAMPLE, "cats", 8, dtype="float16")
+        with pytest.raises(AppError, match="precision 'float16' is not available on CPU.*choose one of auto, float32, bfloat16"):
+            upscale(client, EXAMPLE, "cats", 8, dtype="float16")  # named as the radio buttons name it
 
     (_, after), *_ = upscale(client, EXAMPLE, "cats", 8)  # the next request still works
     assert png_size(after) == (32, 32)
@@ -135,11 +140,12 @@ def test_cli_demo_starts_the_app_and_prints_its_address(tmp_path):
             if not line:
                 break
             lines.append(line)
-            if "Running on local URL" in line:
+            if "public link" in line:  # printed right after "Running on local URL"
                 break
         output = "".join(lines)
         assert f"http://127.0.0.1:{port}" in output, output
         assert "gradio.live" not in output  # --share is off by default
+        assert "--share" in output and "share=True" not in output  # the hint speaks the CLI's language
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False, download_files=str(tmp_path))
         (_, after), *_ = upscale(client, EXAMPLE, "cats", 8)
         assert png_size(after) == (32, 32)
