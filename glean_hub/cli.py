@@ -266,7 +266,19 @@ def add_train_bank(sub) -> None:
     p.set_defaults(run=run_train_bank)
 
 
+def require_accelerate(command: str) -> None:
+    """Training needs the train extra: say so in one line, before any run folder is made."""
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise GleanError(
+            f'glean-hub {command} needs accelerate, which is not installed: pip install "glean-hub[train]" '
+            '(from a source checkout: pip install -e ".[train]")'
+        ) from None
+
+
 def run_train_bank(args) -> int:
+    require_accelerate("train-bank")
     from .train.bank import BankTrainArgs, train_bank
 
     folder = train_bank(_to_dataclass(BankTrainArgs, args))
@@ -317,6 +329,7 @@ def add_train(sub) -> None:
 
 
 def run_train(args) -> int:
+    require_accelerate("train")
     from .train.glean import GLEANTrainArgs, train_glean
 
     folder = train_glean(_to_dataclass(GLEANTrainArgs, args))

@@ -86,6 +86,15 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device, warn: b
     return dtype
 
 
+def _is_auto(dtype) -> bool:
+    return isinstance(dtype, str) and dtype == "auto"
+
+
+def auto_dtype(stored: torch.dtype, device: torch.device) -> torch.dtype:
+    """dtype="auto": the weights' own dtype, except float16 on a CPU (not supported there) -> float32."""
+    return torch.float32 if stored == torch.float16 and device.type == "cpu" else stored
+
+
 def _cpu_has_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -138,10 +147,11 @@ class GLEANPipeline:
     def __init__(self, model, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
                  fast: bool = True):
         """`fast`: run `fast.optimize(model)` (the same function up to float rounding, < 1e-5 in float32;
-        faster, and the float16 safeguards of StyleGAN2); False runs the reference `model.forward`."""
+        faster, and the float16 safeguards of StyleGAN2); False runs the reference `model.forward`.
+        `dtype="auto"`: the model's own dtype (float16 on a CPU becomes float32)."""
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
         p = next(model.parameters())
+        self.dtype = auto_dtype(p.dtype, self.device) if _is_auto(dtype) else resolve_dtype(dtype, self.device)
         if p.device != self.device or p.dtype != self.dtype:
             model = model.to(device=self.device, dtype=self.dtype)  # like diffusers' .to(): moves the model
         self.model = model.eval()
@@ -154,15 +164,23 @@ class GLEANPipeline:
             self.network = self.model
 
     @classmethod
-    def from_pretrained(cls, name_or_path, *, scale: int | None = None, category: str | None = None,
-                        device=None, dtype=None, **hub_kwargs) -> "GLEANPipeline":
-        """`GLEAN.from_pretrained(name_or_path, scale=, category=, **hub_kwargs)` loaded straight to device and dtype."""
+    def from_pretrained(cls, pretrained_model_name_or_path, *, scale: int | None = None, category: str | None = None,
+                        device=None, dtype=None, torch_dtype=None, fast: bool = True, **hub_kwargs) -> "GLEANPipeline":
+        """`GLEAN.from_pretrained(pretrained_model_name_or_path, scale=, category=, **hub_kwargs)` loaded straight
+        to device and dtype. `dtype` or its older spelling `torch_dtype` (diffusers takes both): None -> float32,
+        "auto" -> as stored (float16 on a CPU becomes float32), a name ("fp32", "bf16", ...) or a torch dtype."""
         from .glean import GLEAN
+        from .hub import one_dtype
 
+        dtype = one_dtype(torch_dtype, dtype)
         dev = resolve_device(device)
+        if _is_auto(dtype):
+            model = GLEAN.from_pretrained(pretrained_model_name_or_path, scale=scale, category=category,
+                                          torch_dtype="auto", device=dev, **hub_kwargs)
+            return cls(model, device=dev, dtype="auto", fast=fast)
         dt = resolve_dtype(dtype, dev, warn=False)  # before loading: a bad dtype fails fast
-        fast = hub_kwargs.pop("fast", True)
-        model = GLEAN.from_pretrained(name_or_path, scale=scale, category=category, torch_dtype=dt, device=dev, **hub_kwargs)
+        model = GLEAN.from_pretrained(pretrained_model_name_or_path, scale=scale, category=category, torch_dtype=dt,
+                                      device=dev, **hub_kwargs)
         return cls(model, device=dev, dtype=dt, fast=fast)
 
     def __repr__(self) -> str:
@@ -397,6 +415,13 @@ class GLEANPipeline:
         info.output_size = (out_w, out_h)
         bx0, by0, bx1, by1 = (0, 0, w, h) if info.policy in ("pad", "face", "resize") else info.box
         info.effective_factor = min(out_w / (bx1 - bx0), out_h / (by1 - by0))
+        if info.effective_factor < 1 and not info.post_resize:
+            note = (f"the output ({out_w}x{out_h}) is smaller than the {round(bx1 - bx0)}x{round(by1 - by0)} region of the "
+                    f"input it replaces (effective factor {info.effective_factor:.2f}x): this model always makes "
+                    f"{c.out_size}x{c.out_size} from a {c.in_size}x{c.in_size} input, so larger images are downscaled first. "
+                    f"Give images of about {c.in_size}x{c.in_size} px, or resample the result with output_size=")
+            info.warnings.append(note)
+            warnings.warn(f"{p.name}: {note}", GleanWarning, stacklevel=3)
 
         # alpha: its region of the original, MATLAB bicubic to the output size
         a = None
