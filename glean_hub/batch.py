@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import GleanError, GleanWarning
+from .errors import GleanError, GleanWarning, OutputPathError, os_error_message
 from .images import IMAGE_EXTENSIONS, pil_to_tensor
 
 GLOB_CHARS = "*?["
@@ -40,6 +40,11 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     problems: list[tuple[str, str]] = []
     for arg in inputs:
         path = Path(arg).expanduser()
+        try:
+            path.exists()
+        except OSError as e:  # e.g. a name longer than the filesystem allows
+            problems.append((arg[:100] + ("..." if len(arg) > 100 else ""), os_error_message(e, "cannot be read")))
+            continue
         if path.is_file():
             files.append(path)
         elif path.is_dir():
@@ -93,6 +98,10 @@ def plan_outputs(files: list[Path], output_dir: Path, *, scale: int, output_size
             problems.append((str(f), f"its output {out.name} would overwrite the one of {clash} (same file stem); "
                                      "rename one of them or run them separately"))
             continue
+        folders = [t for t in targets if t.is_dir()]
+        if folders:
+            problems.append((str(f), f"{folders[0]} is a folder; --overwrite replaces files only: move it away"))
+            continue
         existing = [t for t in targets if t.exists()]
         if existing and not overwrite:
             problems.append((str(f), f"{existing[0]} already exists; pass --overwrite to replace it"))
@@ -126,9 +135,27 @@ class BatchReport:
         return f"upscaled {len(self.done)} of {total} images into {output_dir}/ in {self.seconds:.1f} s{per}{tail}"
 
 
+def ensure_output_dir(path: str | os.PathLike, flag: str = "--output-dir") -> Path:
+    """Create the output folder (with parents) and check that it is writable; failures are one OutputPathError line."""
+    path = Path(path).expanduser()
+    try:
+        if path.exists() and not path.is_dir():
+            raise OutputPathError(f"{flag} {path} is a file; give a folder")
+        path.mkdir(parents=True, exist_ok=True)
+    except OutputPathError:
+        raise
+    except OSError as e:
+        raise OutputPathError(f"{flag} {os_error_message(e, str(path))}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{flag} {path}: no permission to write there; choose another folder")
+    return path
+
+
 def _message(e: Exception) -> str:
     if isinstance(e, GleanError):
         return str(e)
+    if isinstance(e, OSError):
+        return f"cannot write the result: {os_error_message(e)}"
     return f"unexpected {type(e).__name__}: {e} (rerun with --debug for a traceback)"
 
 

@@ -463,9 +463,9 @@ def run_upscale(args) -> int:
 
     import warnings
 
-    from .batch import BatchReport, expand_inputs, plan_outputs, upscale_files
+    from .batch import BatchReport, ensure_output_dir, expand_inputs, plan_outputs, upscale_files
     from .errors import GleanWarning, ModelNotFoundError
-    from .pipeline import GLEANPipeline
+    from .pipeline import GLEANPipeline, check_output_size
     from .registry import categories
 
     files, problems = expand_inputs(args.inputs)
@@ -476,16 +476,14 @@ def run_upscale(args) -> int:
     if args.model is None and args.category is None:
         raise ModelNotFoundError(f"say which model: --category ({', '.join(categories()) or 'none installed'}) with --scale, "
                                  "or --model REPO_OR_DIR")
+    check_output_size(args.output_size, args.max_pixels)  # before loading anything
+    out_dir = ensure_output_dir(args.output_dir)
     with warnings.catch_warnings(record=True) as caught:  # setup warnings (e.g. slow bf16) as one line each
         warnings.simplefilter("always", GleanWarning)
         pipe = GLEANPipeline.from_pretrained(args.model or args.category, scale=args.scale, category=args.category,
                                              revision=args.revision, device=args.device, dtype=args.dtype)
     for w in caught:
         print(f"glean-hub upscale: warning: {w.message}", file=sys.stderr)
-    out_dir = Path(args.output_dir).expanduser()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GleanError(f"--output-dir {out_dir} is a file; give a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
     jobs, clashes = plan_outputs(files, out_dir, scale=pipe.config.scale, output_size=args.output_size,
                                  save_lr=args.save_lr, overwrite=args.overwrite)
     for where, message in clashes:
@@ -621,6 +619,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a path the filesystem refuses (too long, a file in the way, no permission, disk full)
+        if args.debug:
+            raise
+        from .errors import os_error_message
+
+        print(f"glean-hub {args.command}: error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug: still one line (--debug shows the traceback)
+        if args.debug:
+            raise
+        reason = " ".join(str(e).split())[:300]
+        print(f"glean-hub {args.command}: error: unexpected {type(e).__name__}: {reason} (a bug in glean-hub: "
+              "rerun with --debug and report the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -326,6 +326,8 @@ class GLEANConfig(_JsonConfig):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "GLEANConfig":
+        _check(isinstance(data, dict), f"{source}: expected a JSON object {{...}} with the {cls.kind!r} config keys, "
+                                       f"got {type(data).__name__} {_short(data)}")
         data = dict(data)
         scale = data.pop("scale", None)
         config = super().from_dict(data, source)

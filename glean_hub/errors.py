@@ -31,3 +31,29 @@ class InputImageError(GleanError, ValueError):
 
 class GleanWarning(UserWarning):
     """Something the user should know about an input or a result (the pipeline also lists it in UpscaleInfo.warnings)."""
+
+
+class OutputPathError(GleanError, OSError):
+    """An output file or folder that cannot be written: a file in the way, no permission, a name too long."""
+
+
+def os_error_message(error: OSError, what: str | None = None) -> str:
+    """One line for an OSError: the path (or `what`) and the reason in words, no errno numbers or tracebacks."""
+    import errno
+
+    reasons = {
+        errno.ENAMETOOLONG: "a name in this path is longer than the filesystem allows (usually 255 bytes)",
+        errno.ENOTDIR: "a part of this path is a file, not a folder",
+        errno.EISDIR: "is a folder, not a file",
+        errno.EEXIST: "already exists",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.EROFS: "the filesystem is read-only",
+        errno.ENOSPC: "no space left on the device",
+        errno.ENOENT: "no such file or folder",
+    }
+    where = what if what is not None else (str(error.filename) if error.filename is not None else "")
+    if len(where) > 120:
+        where = where[:100] + "...(" + str(len(where)) + " characters)"
+    reason = reasons.get(error.errno, error.strerror or " ".join(str(error).split()) or type(error).__name__)
+    return f"{where}: {reason}" if where else reason

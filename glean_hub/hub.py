@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import CONFIG_NAME, WEIGHTS_NAME, BankConfig, GLEANConfig
-from .errors import BankMismatchError, CheckpointError, ConfigError, GleanError, ModelNotFoundError
+from .errors import BankMismatchError, CheckpointError, ConfigError, GleanError, ModelNotFoundError, os_error_message
 
 if TYPE_CHECKING:  # the model classes pass themselves in (cls=): this module imports no model module
     from .glean import GLEAN
@@ -382,8 +382,11 @@ def _resolve_bank_location(config: GLEANConfig, model_dir: Path | None) -> str:
     candidate = Path(bank_id).expanduser()
     if not candidate.is_absolute() and model_dir is not None:
         candidate = model_dir / candidate
-    if candidate.is_dir():
-        return str(candidate)
+    try:
+        if candidate.is_dir():
+            return str(candidate)
+    except OSError:  # a name too long for a folder: try it as a repo id (which refuses it clearly)
+        pass
     return bank_id
 
 
@@ -423,8 +426,14 @@ def load_glean(
         raise ModelNotFoundError(f"empty model name {name!r}; pass a category ({', '.join(categories())}), a model folder or a Hub repo id")
     if scale is not None and not (isinstance(scale, int) and not isinstance(scale, bool)):
         raise ConfigError(f"scale must be an integer such as 8 or 16, got {type(scale).__name__} {scale!r}")
+    try:
+        Path(name).expanduser().exists()
+    except OSError as e:  # a name longer than the filesystem allows, ...
+        raise ModelNotFoundError(f"{os_error_message(e, repr(name))}: not a model folder, category or Hub repo id") from None
     if name.lower() in categories() and not Path(name).exists():
         name_or_path = name = name.lower()  # categories are case-insensitive ("FACES" is "faces")
+    if isinstance(category, str) and category.lower() in categories():
+        category = category.lower()
     device = _resolve_device(device)
     if not (isinstance(torch_dtype, str) and torch_dtype == "auto"):
         _resolve_dtype(torch_dtype, torch.float32)  # a bad dtype fails before any file is read

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -62,14 +63,48 @@ def _check_pixels(size: tuple[int, int], max_pixels: int, name: str) -> None:
         )
 
 
+def _reason(e: BaseException) -> str:
+    """A decoder's message as one short printable line (some echo raw file bytes or span lines)."""
+    text = re.sub(r"""b(['"]).*?\1""", "<file bytes>", " ".join(str(e).split()))  # no raw bytes in messages
+    text = "".join(ch if ch.isprintable() and ord(ch) < 128 else "?" for ch in text)
+    return (text[:150] + "...") if len(text) > 150 else (text or type(e).__name__)
+
+
+# Decoder warnings of libjpeg(-turbo) that Pillow silences; the pipeline passes them on as warnings.
+DECODER_WARNING = "glean_hub.decoder_warning"
+
+
+def jpeg_decoder_warning(data: bytes) -> str | None:
+    """libjpeg-turbo's first warning for this JPEG ("Corrupt JPEG data: ..."), or None when it decodes cleanly.
+
+    Pillow decodes corrupt scan data without a word (garbage blocks, exit 0); `simplejpeg` in strict mode
+    reports it. Without simplejpeg installed nothing is checked."""
+    try:
+        import simplejpeg
+    except ImportError:  # pragma: no cover - a dependency; tolerated when missing
+        return None
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)
+    except ValueError as e:
+        message = _reason(e)
+        if "corrupt" in message.lower() or "premature" in message.lower() or "bogus" in message.lower():
+            return message
+    except Exception:  # noqa: BLE001 - a format simplejpeg does not handle (Pillow decoded it): nothing to add
+        return None
+    return None
+
+
 def _open_file(path: Path, max_pixels: int) -> Image.Image:
     """Open and fully decode a file; every failure becomes an InputImageError naming the file."""
-    if not path.exists():
-        raise InputImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputImageError(f"{path}: a folder, not an image file (the CLI accepts folders; Python takes files)")
-    if path.stat().st_size == 0:
-        raise InputImageError(f"{path}: empty file (0 bytes), it was not written completely; re-export or re-download it")
+    try:
+        if not path.exists():
+            raise InputImageError(f"{path}: no such file")
+        if path.is_dir():
+            raise InputImageError(f"{path}: a folder, not an image file (the CLI accepts folders; Python takes files)")
+        if path.stat().st_size == 0:
+            raise InputImageError(f"{path}: empty file (0 bytes), it was not written completely; re-export or re-download it")
+    except OSError as e:
+        raise InputImageError(f"{str(path)[:200]}: cannot be read ({e.strerror or _reason(e)})") from None
     # PIL's own bomb check (warning, then error at 2x its limit) is replaced by ours, with our limit.
     with _PIL_LIMIT_LOCK:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
@@ -83,16 +118,25 @@ def _open_file(path: Path, max_pixels: int) -> Image.Image:
                 "Is it a text or HTML file with an image suffix?"
             ) from None
         except OSError as e:
-            raise InputImageError(f"{path}: cannot be opened ({e})") from None
+            raise InputImageError(f"{path}: cannot be opened ({_reason(e)})") from None
+        except Exception as e:  # noqa: BLE001 - PIL plugins raise ValueError, struct.error, ... on corrupt headers
+            raise InputImageError(
+                f"{path}: a corrupt image header or metadata ({_reason(e)}); re-export or re-download it"
+            ) from None
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     _check_pixels(img.size, max_pixels, str(path))
     try:
         img.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except Exception as e:  # noqa: BLE001 - OSError, SyntaxError, ValueError (e.g. oversized text/ICC chunks), ...
         raise InputImageError(
-            f"{path}: truncated or corrupt ({img.format or 'unknown format'}: {e}); re-export or re-download it"
+            f"{path}: truncated or corrupt ({img.format or 'unknown format'}: {_reason(e)}); re-export or re-download it"
         ) from None
+    if img.format == "JPEG":
+        warning = jpeg_decoder_warning(path.read_bytes())
+        if warning:
+            img.info[DECODER_WARNING] = (f"the JPEG decoder reported damaged data ({warning}): parts of the image may be "
+                                         "garbage, and so the result; re-export or re-download it")
     return img
 
 
@@ -116,13 +160,22 @@ def _from_array(arr: np.ndarray, name: str) -> Image.Image:
     elif arr.dtype in (np.float16, np.float32, np.float64):
         if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
             raise InputImageError(
-                f"{name}: float values in [{np.nanmin(arr):.3g}, {np.nanmax(arr):.3g}]; float images must lie "
+                f"{name}: float array with {_value_range(arr)}; float images must lie "
                 "in [0, 1] (divide uint8 data by 255, or pass the uint8 array itself)"
             )
         arr = np.round(arr.astype(np.float64) * 255).astype(np.uint8)
     else:
         raise InputImageError(f"{name}: unsupported dtype {arr.dtype}; expected uint8, uint16 or float in [0, 1]")
     return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def _value_range(a: np.ndarray) -> str:
+    """'values in [lo, hi]' for messages, or what is not finite (NaN-filled images have no range)."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        kind = "NaN" if np.isnan(a).any() else "infinite"
+        return f"{kind} values ({int((~finite).sum()):,} of {a.size:,})"
+    return f"values in [{a.min():.3g}, {a.max():.3g}]"
 
 
 def _sixteen_to_uint8(a: np.ndarray) -> np.ndarray:
@@ -145,10 +198,20 @@ def load_image(image, max_pixels: int | None = None, name: str | None = None) ->
     elif isinstance(image, Image.Image):
         name = name or "image"
         _check_pixels(image.size, max_pixels, name)
+        try:
+            image.load()  # a lazily opened file decodes here: truncated or closed files fail now, with the name
+        except Exception as e:  # noqa: BLE001 - OSError (truncated), ValueError/AttributeError (closed), ...
+            raise InputImageError(
+                f"{name}: this PIL image cannot be decoded ({_reason(e)}); it is truncated, corrupt or already closed. "
+                "Open it again, or pass the file path"
+            ) from None
         img = image
     elif isinstance(image, np.ndarray):
         name = name or "array"
-        _check_pixels((image.shape[1] if image.ndim > 1 else 1, image.shape[0]), max_pixels, name)
+        if image.ndim not in (2, 3):
+            raise InputImageError(f"{name}: a {image.ndim}-d array of shape {image.shape}; expected [H, W], [H, W, 3] (RGB) "
+                                  "or [H, W, 4] (RGBA)")
+        _check_pixels((image.shape[1], image.shape[0]), max_pixels, name)
         img = _from_array(image, name)
     elif isinstance(image, torch.Tensor):
         raise InputImageError(
@@ -167,6 +230,8 @@ def load_image(image, max_pixels: int | None = None, name: str | None = None) ->
         return img
     if upright is not img:  # keep what the degradation guard reads (JPEG quality) on the copy
         upright.format = img.format
+        if DECODER_WARNING in img.info:
+            upright.info[DECODER_WARNING] = img.info[DECODER_WARNING]
         if hasattr(img, "quantization"):
             upright.quantization = img.quantization
     return upright
@@ -213,10 +278,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode == "F":
         a = np.asarray(img, dtype=np.float64)
         if a.size and (not np.isfinite(a).all() or a.min() < 0 or a.max() > 1):
-            raise InputImageError(
-                f"a float (mode F) image with values in [{np.nanmin(a):.3g}, {np.nanmax(a):.3g}]; float images must lie in "
-                "[0, 1]. Rescale it first"
-            )
+            raise InputImageError(f"a float (mode F) image with {_value_range(a)}; float images must lie in [0, 1]. Rescale it first")
         return Image.fromarray(np.round(a * 255).astype(np.uint8)).convert("RGB")
     if mode == "CMYK" and img.info.get("icc_profile"):
         try:

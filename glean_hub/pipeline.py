@@ -41,7 +41,7 @@ from PIL import Image
 
 from .degradation import LUMA_601, degradation_warnings, jpeg_quality
 from .errors import ConfigError, GleanWarning, InputImageError
-from .images import default_max_pixels, load_image, pil_to_tensor, split_alpha, to_grayscale_rgb
+from .images import DECODER_WARNING, default_max_pixels, load_image, pil_to_tensor, split_alpha, to_grayscale_rgb
 from .imresize import imresize, imresize_uint8
 
 MODES = ("crop", "pad", "resize")
@@ -200,7 +200,7 @@ class GLEANPipeline:
         `output_size`: int (longer side, aspect kept) or (width, height): a post-resize of the result.
         """
         items = self.check_inputs(images, mode=mode, align_faces=align_faces, output_size=output_size,
-                                  batch_size=batch_size, output_type=output_type)
+                                  batch_size=batch_size, output_type=output_type, max_pixels=max_pixels)
         # 1-3. load, convert, make each square LR, check its degradation
         prepared = [self.preprocess(img, mode=mode, align_faces=align_faces, max_pixels=max_pixels, name=name)
                     for name, img in items]
@@ -216,15 +216,16 @@ class GLEANPipeline:
             out.info.append(info)
         return out
 
-    def check_inputs(self, images, *, mode, align_faces, output_size, batch_size, output_type) -> list[tuple[str, object]]:
+    def check_inputs(self, images, *, mode, align_faces, output_size, batch_size, output_type,
+                     max_pixels=None) -> list[tuple[str, object]]:
         """Validate the arguments; return [(name, image)] with names for messages ("image 2" or the path)."""
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r}; expected one of {MODES}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type={output_type!r}; expected one of {OUTPUT_TYPES}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        check_output_size(output_size)
+        if not isinstance(mode, str) or mode not in MODES:
+            raise ConfigError(f"mode={mode!r}; expected one of {MODES}")
+        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
+            raise ConfigError(f"output_type={output_type!r}; expected one of {OUTPUT_TYPES}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_output_size(output_size, max_pixels)
         if align_faces:
             from .faces import _cv2
 
@@ -251,6 +252,8 @@ class GLEANPipeline:
             rgb_img, alpha_img = split_alpha(pil)
         except InputImageError as e:
             raise InputImageError(f"{name}: {e}") from None
+        if pil.info.get(DECODER_WARNING):
+            notes.append(pil.info[DECODER_WARNING])
         luma_only = c.bank.grayscale and not _is_gray(rgb_img)
         if luma_only:
             notes.append("this model's latent bank was trained on grayscale images: it super-resolves the luma "
@@ -455,8 +458,11 @@ class GLEANPipeline:
         return torch.from_numpy(np.clip(merged, 0, 1)).permute(2, 0, 1).float()
 
 
-def check_output_size(output_size) -> None:
-    """None, a positive int (longer side), or (width, height) of positive ints."""
+def check_output_size(output_size, max_pixels: int | None = None) -> None:
+    """None, a positive int (longer side), or (width, height) of positive ints, within `max_pixels`
+    (default: the input limit, `images.default_max_pixels()`; an int N counts as N x N, its largest case)."""
+    from .images import MAX_PIXELS_ENV, default_max_pixels
+
     if output_size is None:
         return
     ok = (isinstance(output_size, int) and not isinstance(output_size, bool) and output_size > 0) or (
@@ -464,7 +470,15 @@ def check_output_size(output_size) -> None:
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in output_size)
     )
     if not ok:
-        raise ValueError(f"output_size must be a positive int (the longer side) or (width, height), got {output_size!r}")
+        raise ConfigError(f"output_size must be a positive int (the longer side) or (width, height), got {output_size!r}")
+    limit = max_pixels if max_pixels is not None else default_max_pixels()
+    w, h = (output_size, output_size) if isinstance(output_size, int) else output_size
+    if w * h > limit:
+        raise ConfigError(
+            f"output_size={output_size!r} allows up to {w}x{h} = {w * h:,} output pixels, more than the limit of "
+            f"{limit:,}; ask for a smaller size, or raise the limit (--max-pixels, max_pixels=, or {MAX_PIXELS_ENV}) "
+            "if you have the memory (about 50 bytes per output pixel)"
+        )
 
 
 def target_size(output_size, size: tuple[int, int]) -> tuple[int, int]:
