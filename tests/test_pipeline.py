@@ -49,6 +49,9 @@ def pipe() -> GLEANPipeline:
     return GLEANPipeline(tiny_model(category="faces"), device="cpu")
 
 
+SMALLER = "is smaller than the"  # the warning when the output is smaller than the region it replaces
+
+
 def run(pipe, image, **kwargs):
     """Call the pipeline and return (output, GleanWarning messages)."""
     with warnings.catch_warnings(record=True) as caught:
@@ -83,7 +86,8 @@ def test_pad_reflects_and_output_keeps_the_aspect(pipe):
     a = photo(40, 24)
     out, warned = run(pipe, a, mode="pad")
     info = out.info[0]
-    assert info.policy == "pad" and not warned
+    assert info.policy == "pad" and not [w for w in warned if SMALLER not in w]
+    assert any(SMALLER in w for w in warned)  # 40x24 -> 32x19: said, see test_output_smaller_than_its_region_warns
     square = np.pad(a, ((8, 8), (0, 0), (0, 0)), mode="reflect")
     np.testing.assert_array_equal(np.asarray(out.lr_images[0]), imresize_uint8(square, size=(8, 8)))
     assert info.box == (0, -8, 40, 32)
@@ -100,8 +104,9 @@ def test_resize_squashes_with_a_warning(pipe):
     out, warned = run(pipe, a, mode="resize")
     assert out.info[0].policy == "resize" and out.images[0].size == (32, 32)
     np.testing.assert_array_equal(np.asarray(out.lr_images[0]), imresize_uint8(a, size=(8, 8)))
+    warned = [w for w in warned if SMALLER not in w]  # 40x24 -> 32x32 is also smaller (said separately)
     assert len(warned) == 1 and "squashed" in warned[0] and "distorted" in warned[0]
-    assert out.info[0].warnings == [warned[0].split(": ", 1)[1]]
+    assert warned[0].split(": ", 1)[1] in out.info[0].warnings
     _, warned = run(pipe, photo(24, 24), mode="resize")  # square: nothing is distorted
     assert not warned
 
@@ -289,7 +294,17 @@ def test_guard_quiet_on_clean_inputs(pipe):
     lr = imresize_uint8(photo(64, 64), size=(8, 8))  # a clean MATLAB-bicubic LR, used as it is
     for image in (lr, photo(64, 64), photo(200, 120)):
         _, warned = run(pipe, image)
-        assert not warned, warned
+        assert not [w for w in warned if SMALLER not in w], warned  # (64 px -> the 32 px output is said, not the guard)
+
+
+def test_output_smaller_than_its_region_warns(pipe):
+    out, warned = run(pipe, photo(64, 48))  # crop: a 48x48 region comes back as 32x32
+    assert len(warned) == 1 and "the output (32x32) is smaller than the 48x48 region" in warned[0]
+    assert "always makes 32x32 from a 8x8 input" in warned[0] and out.info[0].effective_factor < 1
+    _, warned = run(pipe, photo(24, 24))  # 24 -> 32: larger, nothing to say
+    assert not warned
+    _, warned = run(pipe, photo(64, 48), output_size=96)  # the caller chose the size: nothing to say
+    assert not [w for w in warned if SMALLER in w]
 
 
 def test_guard_fires_on_noise(pipe):
