@@ -147,7 +147,7 @@ def _hub_download(repo_id: str, filename: str, options: HubOptions, required: bo
         )
         return Path(path)
     except errors.HFValidationError as e:
-        raise ModelNotFoundError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id ({e})") from None
+        raise ModelNotFoundError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id ({' '.join(str(e).split())})") from None
     except errors.RevisionNotFoundError:
         raise ModelNotFoundError(f"the Hub repo {repo_id} has no revision {options.revision!r} (a branch, tag or commit sha)") from None
     except errors.RepositoryNotFoundError:
