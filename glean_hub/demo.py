@@ -67,7 +67,7 @@ except ImportError:
 EXAMPLES_DIR = Path(__file__).resolve().parent / "demo_examples"  # package data (see pyproject.toml)
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "glean-hub-demo"  # result PNGs; files older than an hour are pruned
 MAX_FILE_SIZE = "20mb"  # uploads larger than this are refused by Gradio before they reach us
-QUEUE_SIZE = 16  # requests waiting at most; more get "queue full"
+QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" (20 concurrent clients all fit: issue 14)
 DEFAULT_SCALE = 8  # preselected when the category has it (the easier factor makes the first impression), else the smallest
 GPU_CONCURRENCY = 1  # upscales running at once on the one device; a second would only compete for it
 
@@ -322,6 +322,15 @@ def explain(info, in_size: int, out_size: int) -> str:
     return text
 
 
+def png_file(image: Image.Image, beside: Path, tag: str) -> str:
+    """Write `image` as `<beside stem>-<tag>.png` (temporary name, then renamed: never seen half-written)."""
+    path = beside.with_name(f"{beside.stem}-{tag}.png")
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return str(path)
+
+
 def prune_outputs(directory: Path, max_age_s: float = 3600) -> None:
     now = time.time()
     for old in directory.glob("*.png"):
@@ -371,8 +380,10 @@ def upscale_request(table, cache: PipelineCache, image, category, scale, mode="c
     before = before_image(lr, after, info, where, source.scale)
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     prune_outputs(OUTPUT_DIR)
-    png_path = OUTPUT_DIR / f"{stem}-glean-{source.category}-{source.scale}x-{uuid.uuid4().hex[:8]}.png"
-    after.save(png_path, format="PNG")
+    png_path = OUTPUT_DIR / f"{stem[:80]}-glean-{source.category}-{source.scale}x-{uuid.uuid4().hex[:8]}.png"  # 255-byte names
+    tmp_path = png_path.with_name(f".{png_path.name}.tmp")
+    after.save(tmp_path, format="PNG")
+    os.replace(tmp_path, png_path)  # complete or absent, never half-written
 
     total = time.perf_counter() - start
     loading = f", of which {load_done - start:.1f} s loading the model" if load_done - start > 0.5 else ""
@@ -471,10 +482,12 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
             raise user_error(error) from error
         for warning in result.warnings:
             gr.Warning(html.escape(warning, quote=False), duration=15)
-        # plain values, not component updates: gradio_client users get two PNG paths, a PNG path, a path and text
+        # plain values, not component updates: gradio_client users get two PNG paths, a PNG path, a path and text.
+        # Files, not PIL images: Gradio writes a PIL output to a path named by its content hash, in place, so two
+        # clients with the same result could download a half-written file; files it copies in atomically.
         return (
-            (result.before, result.after),
-            result.lr,
+            (png_file(result.before, result.png_path, "before"), str(result.png_path)),
+            png_file(result.lr, result.png_path, "lr"),
             result.lr_note,
             str(result.png_path),
             result.status,
@@ -560,6 +573,7 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
         for trigger in (category, scale):
             trigger.change(card_of, [category, scale], card, api_visibility="private")
         # the Download button is enabled by a result (also one from an example) and disabled without one
+        # (NOTE: in Chromium, Gradio 6.31 still draws it without the disabled attribute: see issue 15's report)
         slider.change(lambda value: gr.DownloadButton(interactive=value is not None), slider, download,
                       api_visibility="private")
         # preprocess=False: the uploaded file reaches upscale_request unopened, so a corrupt file gets
