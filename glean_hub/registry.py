@@ -8,6 +8,7 @@ canonical name (and where `push_to_hub` puts new versions).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +42,44 @@ class ModelEntry:
     bundled: str | None = None  # folder under glean_hub/weights, or None (Hub only)
     revision: str | None = None
     license: str = "other"
-    notes: str = ""  # one line for users: what the model is good and bad at
+    description: str = ""  # what the model is for and what it was trained on
 
     @property
     def local_dir(self) -> Path | None:
         return _existing(self.bundled)
 
     @property
+    def metrics(self) -> dict | None:
+        """Measured validation numbers of the bundled weights (glean_hub/weights/metrics.json), or None."""
+        return measured().get(self.repo_id)
+
+    @property
+    def notes(self) -> str:
+        """One line for users: the description, then the measured verdict against bicubic (and the bank-less baseline)."""
+        m = self.metrics
+        if not m:
+            return self.description
+        gain = m["GLEAN"]["PSNR"] - m["bicubic"]["PSNR"]
+        verdict = (f"validation PSNR {gain:+.2f} dB over bicubic" if gain > 0
+                   else f"undertrained: its validation PSNR is {-gain:.2f} dB below bicubic's")
+        if NO_BANK in m:
+            verdict += f", {m['GLEAN']['PSNR'] - m[NO_BANK]['PSNR']:+.2f} dB over the same network without the bank"
+        return f"{self.description}; {verdict}"
+
+    @property
     def name(self) -> str:
         return f"{self.category} {self.scale}x ({self.in_size}->{self.out_size})"
+
+
+METRICS_FILE = WEIGHTS_DIR / "metrics.json"  # written by scripts/package_bundled.py, installed with the weights
+NO_BANK = "no bank (same encoder-decoder)"  # metrics key of the bank-less baseline
+
+
+def measured() -> dict[str, dict]:
+    """{repo_id: {"GLEAN": {"PSNR", "SSIM", "LR-PSNR", ...}, "bicubic": {...}, NO_BANK: {...}}} of the bundled models."""
+    if not METRICS_FILE.is_file():
+        return {}
+    return {row["model"]: row for row in json.loads(METRICS_FILE.read_text())}
 
 
 def _existing(folder: str | None) -> Path | None:
@@ -59,7 +89,7 @@ def _existing(folder: str | None) -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-def _bundled(category: str, scales: tuple[int, ...], out_size: int = 128, notes: str = "") -> list[ModelEntry]:
+def _bundled(category: str, scales: tuple[int, ...], out_size: int = 128, description: str = "") -> list[ModelEntry]:
     return [
         ModelEntry(
             category=category,
@@ -69,7 +99,7 @@ def _bundled(category: str, scales: tuple[int, ...], out_size: int = 128, notes:
             repo_id=f"glean-hub/glean-{category}-{s}x-{out_size}",
             bank_repo_id=f"glean-hub/bank-{category}-{out_size}",
             bundled=f"glean-{category}-{s}x-{out_size}",
-            notes=notes,
+            description=description,
         )
         for s in scales
     ]
@@ -80,18 +110,18 @@ def _bundled(category: str, scales: tuple[int, ...], out_size: int = 128, notes:
 BUNDLED_SIZE = 64
 CATEGORIES = ("faces", "cats", "cars", "bedrooms", "towers")
 STOPGAP = "; small 64 px model trained on a CPU (stopgap, see its card)"
-BELOW_BICUBIC = "; undertrained: its validation PSNR is below bicubic's"  # measured: model_cards/metrics.json
 
 BANKS: tuple[BankEntry, ...] = tuple(
     BankEntry(f"glean-hub/bank-{c}-{BUNDLED_SIZE}", c, BUNDLED_SIZE, bundled=f"bank-{c}-{BUNDLED_SIZE}") for c in CATEGORIES
 )
 
 MODELS: tuple[ModelEntry, ...] = (
-    *_bundled("faces", (8, 16), BUNDLED_SIZE, notes="aligned frontal faces (CelebA crops)" + STOPGAP),
-    *_bundled("cats", (8, 16), BUNDLED_SIZE, notes="whole-body cat photos, squashed to square" + STOPGAP + BELOW_BICUBIC),
-    *_bundled("cars", (8, 16), BUNDLED_SIZE, notes="car photos, centre-cropped to square" + STOPGAP + BELOW_BICUBIC),
-    *_bundled("bedrooms", (8, 16), BUNDLED_SIZE, notes="bedroom interiors; small training set" + STOPGAP + BELOW_BICUBIC),
-    *_bundled("towers", (8, 16), BUNDLED_SIZE, notes="church facades; trained on GRAYSCALE images" + STOPGAP + BELOW_BICUBIC),
+    *_bundled("faces", (8, 16), BUNDLED_SIZE, description="aligned frontal faces (CelebA crops)" + STOPGAP),
+    *_bundled("cats", (8, 16), BUNDLED_SIZE, description="whole-body cat photos, squashed to square" + STOPGAP),
+    *_bundled("cars", (8, 16), BUNDLED_SIZE, description="car photos, centre-cropped to square" + STOPGAP),
+    *_bundled("bedrooms", (8, 16), BUNDLED_SIZE, description="bedroom interiors; small training set" + STOPGAP),
+    *_bundled("towers", (8, 16), BUNDLED_SIZE, description="church facades; bank trained on GRAYSCALE images (colour "
+              "inputs: the luma is super-resolved, the colour is bicubic)" + STOPGAP),
 )
 
 

@@ -12,12 +12,17 @@ baseline-<c>-<S>x-<R>/ (the bank-less baseline, optional). It
    facts from training.json, and the best and worst validation cases by PSNR (numbers and file names only: the
    validation images' licences do not allow copying them into the repo);
 4. saves a grid of bank samples (generated images, no dataset pixels) next to the cards;
-5. merges the numbers into model_cards/metrics.json and rewrites the README's models table from it.
+5. merges the numbers into glean_hub/weights/metrics.json (installed with the package: `glean-hub models`, the
+   demo and the registry read their verdicts from it) and rewrites the README's models table from it.
+
+New GLEAN models replace the bundled ones only where they beat them on the validation PSNR (weights grow the
+repo's history); banks are packaged only with --banks.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -31,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from glean_hub import GLEAN, StyleGAN2Generator  # noqa: E402
 from glean_hub.cards import CardFacts, bank_card, glean_card  # noqa: E402
 from glean_hub.eval import evaluate  # noqa: E402
-from glean_hub.registry import BANKS, MODELS, WEIGHTS_DIR  # noqa: E402
+from glean_hub.registry import BANKS, METRICS_FILE, MODELS, NO_BANK, WEIGHTS_DIR, measured  # noqa: E402
 from glean_hub.train.common import save_grid  # noqa: E402
 from glean_hub.train.data import CROP_POLICY, PackedImages, split_files  # noqa: E402
 
@@ -52,21 +57,17 @@ LIMITATIONS = {
 }
 
 
-NO_BANK = "no bank (same encoder-decoder)"  # metrics key of the bank-less baseline
-
-
 def metrics_row(m: dict) -> dict:
-    return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"]}
+    return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"], "grid_dB": m["grid_db"]}
 
 
-def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path) -> list[dict]:
+def package_bank(category: str, runs: Path, data_root: Path, cards_dir: Path) -> None:
+    """Step 1 and 4: the bank run as the bundled bank (fp16), its card and a grid of its samples."""
     bank_entry = next(b for b in BANKS if b.category == category)
     res = bank_entry.out_size
     bank_run = runs / f"bank-{category}-{res}"
     dataset, terms = DATA_TERMS[category]
     bank_training = json.loads((bank_run / "training.json").read_text())
-
-    # 1. bank, fp16, once
     bank = StyleGAN2Generator.from_pretrained(str(bank_run / "bank"))
     bank_dir = WEIGHTS_DIR / bank_entry.bundled
     shutil.rmtree(bank_dir, ignore_errors=True)
@@ -91,55 +92,105 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
     (bank_dir / "README.md").write_text(card.replace(f"![sample]({grid.name})", "(samples: model_cards/" + grid.name + ")"))
     (cards_dir / f"{bank_entry.bundled}.md").write_text(card)
 
-    # 2.-3. GLEAN models per scale, measured after packaging
+
+def bank_sample_grid(bank_dir: Path, models: list, scale: int, path: Path, count: int = 6) -> None:
+    """Columns: LR (nearest) | bicubic | each model | ground truth, on images the bank generates (no dataset pixels
+    in the repo). The LR is the MATLAB-bicubic downscale of each generated image."""
+    from glean_hub.imresize import imresize
+
+    bank = StyleGAN2Generator.from_pretrained(str(bank_dir))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        hr = bank(torch.randn(count, bank.config.style_channels), noise="stored").clamp(-1, 1)
+        hr = ((hr + 1) * 127.5).round() / 127.5 - 1  # as uint8 images
+        size = hr.shape[-1]
+        lr = imresize(hr, size=(size // scale, size // scale))
+        lr = ((lr + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1
+        cols = [lr, imresize(lr, size=(size, size))] + [m(lr).clamp(-1, 1) for m in models] + [hr]
+    save_grid(cols, path)
+
+
+def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path, tag: str, hardware: str,
+                     force: bool = False) -> list[dict]:
+    """Steps 2, 3, 4 for the GLEAN models of `category` (runs glean-<c>-<S>x-<tag>): packaged only where the new
+    model beats the bundled one on the validation PSNR (or with `force`)."""
+    bank_entry = next(b for b in BANKS if b.category == category)
+    res = bank_entry.out_size
+    bank_dir = WEIGHTS_DIR / bank_entry.bundled
+    sha = hashlib.sha256((bank_dir / "model.safetensors").read_bytes()).hexdigest()
+    dataset, terms = DATA_TERMS[category]
+    bank_training = json.loads((runs / f"bank-{category}-{res}" / "training.json").read_text()) \
+        if (runs / f"bank-{category}-{res}" / "training.json").is_file() else None
     _, val_files = split_files(data_root / category)
+    old_metrics = measured()
     rows = []
     for entry in [m for m in MODELS if m.category == category]:
-        run = runs / f"glean-{category}-{entry.scale}x-{res}"
+        run = runs / f"glean-{category}-{entry.scale}x-{tag}"
         if not (run / "model").is_dir():
             print(f"skip {entry.repo_id}: no run {run}")
             continue
         model = GLEAN.from_pretrained(str(run / "model"))
         model.config = model.config.replace(bank_id=bank_entry.repo_id, bank_revision=None, bank_sha256=sha)
-        out_dir = WEIGHTS_DIR / entry.bundled
-        shutil.rmtree(out_dir, ignore_errors=True)
-        model.save_pretrained(out_dir, dtype=torch.float16)
-        packaged = GLEAN.from_pretrained(str(out_dir))  # the way users load it: bundled bank, sha checked
+        staged = runs / "packaged" / entry.bundled  # measured here first; copied over the bundled folder if better
+        shutil.rmtree(staged, ignore_errors=True)
+        model.save_pretrained(staged, dtype=torch.float16)
+        packaged = GLEAN.from_pretrained(str(staged))  # the way users load it: bundled bank, sha checked
         val = PackedImages.from_files(val_files, res, packaged.config.crop_policy, cache_dir=runs / "cache", progress=False)
         lr = val.lr(entry.scale)
         m = evaluate(packaged, val.hr, lr)
         metrics = {"GLEAN": metrics_row(m["glean"]), "bicubic": metrics_row(m["bicubic"])}
-        baseline_run = runs / f"baseline-{category}-{entry.scale}x-{res}"
+        baseline_run = runs / f"baseline-{category}-{entry.scale}x-{tag}"
         if (baseline_run / "model").is_dir():
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
             metrics[NO_BANK] = metrics_row(b["glean"])
+        old = old_metrics.get(entry.repo_id)
+        if old and not force and metrics["GLEAN"]["PSNR"] <= old["GLEAN"]["PSNR"]:
+            print(f"keep {entry.repo_id}: new {metrics['GLEAN']['PSNR']:.2f} dB <= bundled {old['GLEAN']['PSNR']:.2f} dB")
+            kept = evaluate(GLEAN.from_pretrained(str(WEIGHTS_DIR / entry.bundled)), val.hr, lr)  # re-measured, same data
+            rows.append({**old, "GLEAN": metrics_row(kept["glean"]), "bicubic": metrics_row(kept["bicubic"])})
+            continue
+        out_dir = WEIGHTS_DIR / entry.bundled
+        grid = cards_dir / f"{entry.bundled}-samples.png"
+        previous = [GLEAN.from_pretrained(str(out_dir))] if (out_dir / "config.json").is_file() else []
+        bank_sample_grid(bank_dir, previous + [packaged], entry.scale, grid)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.copytree(staged, out_dir)
+
         order = sorted(range(len(val)), key=lambda i: m["per_image_psnr"][i])
         cases = lambda idx: ", ".join(f"{val.names[i]} {m['per_image_psnr'][i]:.1f} dB" for i in idx)  # noqa: E731, B023
-
         worst, best = order[:3], order[-3:][::-1]
         gain = metrics["GLEAN"]["PSNR"] - metrics["bicubic"]["PSNR"]
         verdict = (f" GLEAN is {gain:.2f} dB above bicubic on PSNR" if gain > 0 else
                    f" GLEAN is {-gain:.2f} dB BELOW bicubic on PSNR: this model is undertrained, and bicubic is the better estimate")
         if NO_BANK in metrics:
             vs = metrics["GLEAN"]["PSNR"] - metrics[NO_BANK]["PSNR"]
-            verdict += f"; the bank adds {vs:+.2f} dB over the same encoder-decoder trained without it"
+            verdict += (f"; the bank adds {vs:+.2f} dB over the same encoder-decoder trained without it" if vs > 0 else
+                        f"; the bank is NOT earning its place: the same encoder-decoder trained without it is {-vs:.2f} dB better")
+        verdict += (f". Periodic (pixel-shuffle grid) energy: {metrics['GLEAN']['grid_dB']:+.1f} dB over the ground truth's "
+                    f"(bicubic {metrics['bicubic']['grid_dB']:+.1f} dB; a visible grid is several dB)")
         training = json.loads((run / "training.json").read_text())
+        a = training["args"]
+        recipe = (f"losses: pixel {a.get('pixel_loss', 'mse').upper()} {a['pixel_weight']}, perceptual {a['perceptual_weight']}, "
+                  f"GAN {a['gan_weight']}; batch {a['batch_size']}, Adam lr {a['lr']} with cosine decay, mixed precision "
+                  f"{a['mixed_precision']}" + ("; the network learns the residual over the MATLAB-bicubic upscale" if a.get("bicubic_skip") else "")
+                  + (f"; extra training framings: {a['extra_crops']}" if a.get("extra_crops") else ""))
+        bank_text = f"bank: {bank_training['step']} steps, {bank_training['minutes']} minutes" if bank_training else "bank: the bundled one"
         glean_facts = CardFacts(
             license="other", license_name="research-only-data", datasets=[dataset],
             data=f"{terms}. {len(split_files(data_root / category)[0])} training images, `{packaged.config.crop_policy}` square "
             f"crops resized to {res}x{res} (Lanczos); LR made from the uint8 HR with MATLAB-exact bicubic imresize.",
-            training=f"{training['step']} steps x {training['args']['batch_size']} images, {training['minutes']} minutes on "
-            f"{'a GPU' if training['args'].get('mixed_precision') != 'no' else 'a 2-core CPU (one thread per run, two or three runs sharing the cores)'}; bank: "
-            f"{bank_training['step']} steps, {bank_training['minutes']} minutes. Losses: pixel MSE {training['args']['pixel_weight']}, "
-            f"perceptual {training['args']['perceptual_weight']} (discriminator features), GAN {training['args']['gan_weight']}. "
-            "Exact commands: scripts/train_bundled.sh (seed 0).",
+            training=f"{training['step']} steps x {a['batch_size']} images, {training['minutes']} minutes on {hardware}; "
+            f"{bank_text}. {recipe}. Exact commands: scripts/train_bundled.sh (seed 0).",
             metrics=metrics,
+            samples=[grid.name],
             limitations=LIMITATIONS[category]
             + f"{verdict}. Validation ({len(val)} images): best PSNR {cases(best)}; worst {cases(worst)}. "
-            "These are small models trained on a CPU as a stopgap (64x64 output): they prove the pipeline, not GLEAN's quality.",
+            "These are small models trained on a CPU as a stopgap (64x64 output): they prove the pipeline, not GLEAN's quality. "
+            f"The sample grid ({grid.name}: LR, bicubic, " + ("the previous bundled model, " if previous else "")
+            + "this model, ground truth) uses images generated by the bank, so no dataset pixels are in the repo.",
         )
         card = glean_card(packaged.config, glean_facts, repo_id=entry.repo_id)
-        (out_dir / "README.md").write_text(card)
+        (out_dir / "README.md").write_text(card.replace(f"![sample]({grid.name})", "(samples: model_cards/" + grid.name + ")"))
         (cards_dir / f"{entry.bundled}.md").write_text(card)
         rows.append({"model": entry.repo_id, **{k: v for k, v in metrics.items()}})
         print(entry.repo_id, json.dumps(metrics))
@@ -147,19 +198,21 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
 
 
 def models_table(rows: list[dict]) -> str:
-    """Markdown table of the bundled models' validation numbers (rows of model_cards/metrics.json)."""
+    """Markdown table of the bundled models' validation numbers (rows of glean_hub/weights/metrics.json)."""
     lines = [
-        "| model | in -> out | GLEAN PSNR / SSIM | bicubic PSNR / SSIM | no bank PSNR | GLEAN - bicubic |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | in -> out | GLEAN PSNR / SSIM | bicubic PSNR / SSIM | no bank PSNR | GLEAN - bicubic | GLEAN - no bank | grid |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         entry = next(m for m in MODELS if m.repo_id == r["model"])
         g, b, nb = r["GLEAN"], r["bicubic"], r.get(NO_BANK)
         no_bank = f"{nb['PSNR']:.2f}" if nb else "-"
+        vs = f"{g['PSNR'] - nb['PSNR']:+.2f} dB" if nb else "-"
+        grid = f"{g['grid_dB']:+.1f} dB" if "grid_dB" in g else "-"
         lines.append(
             f"| [{entry.category} {entry.scale}x](model_cards/{entry.bundled}.md) | {entry.in_size} -> {entry.out_size} "
             f"| {g['PSNR']:.2f} / {g['SSIM']:.3f} | {b['PSNR']:.2f} / {b['SSIM']:.3f} "
-            f"| {no_bank} | {g['PSNR'] - b['PSNR']:+.2f} dB |"
+            f"| {no_bank} | {g['PSNR'] - b['PSNR']:+.2f} dB | {vs} | {grid} |"
         )
     return "\n".join(lines)
 
@@ -178,18 +231,23 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--categories", nargs="+", default=[b.category for b in BANKS])
+    parser.add_argument("--tag", default="64", help="run folders glean-<c>-<S>x-<TAG> (cpu64-psnr runs: 64-psnr)")
+    parser.add_argument("--banks", action="store_true", help="also package the bank runs bank-<c>-<R> (default: keep the bundled banks)")
+    parser.add_argument("--hardware", default="a 2-core CPU", help="what the card says the models were trained on")
+    parser.add_argument("--force", action="store_true", help="package models even where they do not beat the bundled ones")
     args = parser.parse_args()
     cards_dir = ROOT / "model_cards"
     cards_dir.mkdir(exist_ok=True)
     rows = []
     for category in args.categories:
-        rows += package_category(category, args.runs, args.data, cards_dir)
-    path = cards_dir / "metrics.json"  # measured numbers of every bundled model, merged across invocations
-    merged = {r["model"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
+        if args.banks:
+            package_bank(category, args.runs, args.data, cards_dir)
+        rows += package_category(category, args.runs, args.data, cards_dir, args.tag, args.hardware, args.force)
+    merged = measured()  # numbers of every bundled model, merged across invocations, installed with the package
     merged.update({r["model"]: r for r in rows})
     order = {m.repo_id: i for i, m in enumerate(MODELS)}
     merged_rows = sorted(merged.values(), key=lambda r: order[r["model"]])
-    path.write_text(json.dumps(merged_rows, indent=2))
+    METRICS_FILE.write_text(json.dumps(merged_rows, indent=2) + "\n")
     write_readme_table(merged_rows)
 
 
