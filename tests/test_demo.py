@@ -152,3 +152,14 @@ def test_cli_demo_starts_the_app_and_prints_its_address(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_dtype_choices_follow_the_device_and_uncategorised_models_use_their_folder_name(app, tmp_path):
+    assert app.dtype_choices(torch.device("cpu")) == ["auto", "float32", "bfloat16"]  # float16 only on a GPU
+    assert app.dtype_choices(torch.device("cuda")) == ["auto", "float32", "bfloat16", "float16"]
+    from conftest import tiny_model
+
+    tiny_model(category=None).save_pretrained(tmp_path / "my-upscaler")
+    table = app.model_table([tmp_path / "my-upscaler"])
+    assert list(table) == [("my-upscaler", 4)]
+    assert "GLEAN generic 4x" in app.model_card(table[("my-upscaler", 4)])  # the card, without its YAML header

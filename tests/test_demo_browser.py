@@ -55,6 +55,8 @@ def test_upload_pick_upscale_download_in_chromium(tmp_path):
                     if urlparse(r.url).hostname not in ("127.0.0.1", "localhost") and not r.url.startswith("data:") else None)
             page.goto(url)
             page.wait_for_selector("#run", timeout=60_000)
+            assert "8×" in page.locator("#scale input:checked").first.evaluate("e => e.parentElement.innerText")
+            assert "bicubic" in page.content()  # "Before (bicubic upscale of the same input) / after (GLEAN)"
 
             page.set_input_files("#input-image input[type=file]", str(EXAMPLE))
             page.wait_for_selector("#input-image img", timeout=30_000)
@@ -68,6 +70,7 @@ def test_upload_pick_upscale_download_in_chromium(tmp_path):
             status = page.locator("#status").inner_text()
             assert f"{category}-{scale}x" in status and f"{in_size}×{in_size} → {out_size}×{out_size}" in status
             assert "192×128" in page.locator("#lr-note").inner_text()
+            assert f"Output: {out_size}×{out_size} px" in page.locator("#lr-note").inner_text()
             time.sleep(0.5)  # let the images paint before the screenshot
 
             shot = tmp_path / "demo.png"
@@ -83,3 +86,4 @@ def test_upload_pick_upscale_download_in_chromium(tmp_path):
             assert outside == [], f"the page tried to reach beyond loopback: {outside}"
         finally:
             browser.close()
+
