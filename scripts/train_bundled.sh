@@ -18,7 +18,7 @@ DATA=${3:-../shared/data}/$CATEGORY
 RUNS=${4:-runs}
 LAUNCH=${LAUNCH:-python -m}
 MINUTES=${MINUTES:-600}   # wall-clock cap per call; rerun to continue
-BASELINES=${BASELINES:-1} # 0: skip the bank-less baselines (only needed for the model cards' comparison)
+BASELINES=${BASELINES:-1} # 0: skip the bank-less baselines (only needed for the model cards' comparison); only: just them
 
 case $PROFILE in
   cpu64)
@@ -57,8 +57,8 @@ if [ -z "${BANK_DIR:-}" ]; then
 fi
 TAG=$RES; [ "$PROFILE" = cpu64-psnr ] && TAG=$RES-psnr
 for S in $SCALES; do
-  run "$RUNS/glean-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN
-  if [ "$BASELINES" = 1 ]; then  # the same losses and steps, zeros instead of bank features
+  [ "$BASELINES" = only ] || run "$RUNS/glean-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN
+  if [ "$BASELINES" != 0 ]; then  # the same losses and steps, zeros instead of bank features
     run "$RUNS/baseline-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN --no-bank
   fi
 done
