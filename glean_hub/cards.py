@@ -100,6 +100,16 @@ def _sections(facts: CardFacts) -> str:
     return "\n".join(parts)
 
 
+def _variant(c: GLEANConfig) -> str:
+    """What differs from the official architecture (decoder widths, bicubic skip), as one sentence; '' if nothing."""
+    parts = []
+    if c.decoder_width is not None:
+        parts.append(f"its pixel-shuffle stages are {c.decoder_width} channels wide")
+    if c.bicubic_skip:
+        parts.append("the output is added to the MATLAB-bicubic upscale of the input (the network predicts the residual)")
+    return ("\nUnlike the official models, " + " and ".join(parts) + ".") if parts else ""
+
+
 def glean_card(config: GLEANConfig, facts: CardFacts | None = None, repo_id: str | None = None) -> str:
     facts = facts or CardFacts()
     c = config
@@ -116,7 +126,7 @@ def glean_card(config: GLEANConfig, facts: CardFacts | None = None, repo_id: str
 
 [GLEAN]({PAPER}) (Chan et al., CVPR 2021) super-resolution: a {c.num_rrdbs}x{c.rrdb_channels} RRDB encoder feeds a
 frozen StyleGAN2 latent bank ({c.bank.out_size}x{c.bank.out_size}, {c.bank.style_channels}-d styles) whose features a
-pixel-shuffle decoder fuses into the {c.out_size}x{c.out_size} output.
+pixel-shuffle decoder fuses into the {c.out_size}x{c.out_size} output.{_variant(c)}
 
 | | |
 |---|---|
