@@ -168,6 +168,13 @@ def _hub_download(repo_id: str, filename: str, options: HubOptions, required: bo
         raise ModelNotFoundError(f"{where} has no file {filename}: is it a glean-hub repo?") from None
     except errors.HfHubHTTPError as e:
         raise GleanError(f"the Hub refused the download of {filename} from {where}: {e}") from None
+    except (ConnectionError, TimeoutError, getattr(errors, "HTTPError", ConnectionError)) as e:
+        # the connection dropped or timed out, after huggingface_hub's own retries; it discards the partial file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise GleanError(
+            f"the download of {filename} from {where} was interrupted ({type(e).__name__}: {first}); "
+            "nothing was cached: check the network and try again"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,6 +631,14 @@ def hub_errors_for_push(repo_id: str, revision: str | None = None):
             f"could not reach the Hub at {constants.ENDPOINT} to push {where} ({type(e).__name__}: {e}); "
             "check the network and try again"
         ) from None
+    except RuntimeError as e:
+        # huggingface_hub wraps a failed LFS upload: RuntimeError("Error while uploading 'x' to the Hub.") from the
+        # network or HTTP error, which is translated like the others
+        cause = e.__cause__
+        if not isinstance(cause, (ConnectionError, TimeoutError, getattr(errors, "HTTPError", ConnectionError))):
+            raise
+        with hub_errors_for_push(repo_id, revision):
+            raise cause from None
 
 
 def push_glean(model: GLEAN, repo_id: str, *, embed_bank: bool | None = None, **kwargs):

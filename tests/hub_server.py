@@ -25,6 +25,13 @@ Requests the fake does not implement get a 501 with an explanatory JSON body and
 ``server.unhandled``; exceptions inside the server are answered with 501 too (not 500, which
 huggingface_hub retries with exponential back-off, making a broken test slow) and recorded in
 ``server.errors``. ``server.check()`` raises if either list is non-empty.
+
+Fault injection: ``server.drop_connection(method, path_prefix, during=..., after_bytes=N, times=K)`` makes the
+next K matching requests lose their connection partway: ``during="request"`` reads only N bytes of the request
+body, then closes the socket without answering and without handling the request (an upload cut mid-transfer);
+``during="response"`` handles the request, sends the status and headers (with the full ``Content-Length``) and
+only N bytes of the body, then closes (a download cut mid-transfer). It returns the `Fault`, whose ``hits``
+counts the connections it dropped; ``server.clear_faults()`` removes them all.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-__all__ = ["HubServer", "DEFAULT_GITATTRIBUTES", "RequestRecord", "git_blob_oid", "lfs_pointer"]
+__all__ = ["HubServer", "DEFAULT_GITATTRIBUTES", "Fault", "RequestRecord", "git_blob_oid", "lfs_pointer"]
 
 # The .gitattributes the Hub puts in the initial commit of every new model repo.
 DEFAULT_GITATTRIBUTES = """\
@@ -281,6 +288,22 @@ class RequestRecord:
     status: int | None = None
 
 
+@dataclasses.dataclass
+class Fault:
+    """A dropped connection, injected with `HubServer.drop_connection` (see the module docstring)."""
+
+    method: str
+    path_prefix: str  # matched against the percent-decoded path, without the query string
+    during: str  # "request" (cut the upload) or "response" (cut the download)
+    after_bytes: int  # how much of the body gets through before the connection is closed
+    times: int | None  # how many connections to drop; None: every matching one
+    hits: int = 0
+
+    def matches(self, method: str, path: str, during: str) -> bool:
+        return (self.method == method and path.startswith(self.path_prefix) and self.during == during
+                and (self.times is None or self.hits < self.times))
+
+
 class HubHTTPError(Exception):
     """Raised inside handlers: becomes an HTTP error response shaped like the Hub's."""
 
@@ -351,6 +374,7 @@ class HubServer:
         self.content_downloads: list[tuple[str, str]] = []
         self.unhandled: list[str] = []
         self.errors: list[str] = []
+        self.faults: list[Fault] = []
 
         self._hub: _Listener | None = None
         self._cdn: _Listener | None = None
@@ -414,6 +438,35 @@ class HubServer:
         """How many responses carried the bytes of `filename` from `repo_id` (any revision)."""
         with self._lock:
             return self.content_downloads.count((repo_id, filename))
+
+    # -- fault injection ------------------------------------------------------------------------------------------
+
+    def drop_connection(self, method: str, path_prefix: str, *, during: str = "response", after_bytes: int = 0,
+                        times: int | None = 1) -> Fault:
+        """Cut the connection of the next `times` requests `method path_prefix...` (None: all of them).
+
+        `during="request"`: only `after_bytes` of the request body are read, the request is not handled and gets
+        no answer. `during="response"`: the request is handled, then only `after_bytes` of the response body are
+        sent after the headers. Both listeners are covered (CDN paths start with /cdn-lfs/ or /lfs-upload/).
+        """
+        if during not in ("request", "response"):
+            raise ValueError(f"during must be 'request' or 'response', got {during!r}")
+        fault = Fault(method.upper(), path_prefix, during, int(after_bytes), times)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def _take_fault(self, method: str, path: str, during: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, path, during):
+                    fault.hits += 1
+                    return fault
+        return None
 
     def clear_log(self) -> None:
         with self._lock:
@@ -1234,6 +1287,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         hub: HubServer = self.server.hub  # type: ignore[attr-defined]
         listener: str = self.server.role  # type: ignore[attr-defined]
         split = urlsplit(self.path)
+        fault = hub._take_fault(self.command, unquote(split.path), "request")
+        if fault is not None:  # injected: read part of the upload, then hang up without an answer
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                if fault.after_bytes and length:
+                    self.rfile.read(min(fault.after_bytes, length))
+            finally:
+                self._hang_up()
+            return
         try:
             body = self._read_body()
         except Exception:
@@ -1268,19 +1330,37 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     resp = _json({"error": f"HubServer crashed (see server.errors):\n{tb}"}, status=501)
                 hub.request_log.append(RequestRecord(req.method, unquote(req.raw_path), req.query, req.headers,
                                                      listener, resp.status))
+            fault = hub._take_fault(req.method, unquote(req.raw_path), "response")
+            if fault is not None:  # injected: headers and part of the body, then hang up
+                self._send(_Response(resp.status, resp.body[: fault.after_bytes], resp.headers),
+                           content_length=len(resp.body))
+                self._hang_up()
+                return
             self._send(resp)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _send(self, resp: _Response) -> None:
+    def _send(self, resp: _Response, content_length: int | None = None) -> None:
         self.send_response(resp.status)
         for name, value in resp.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(resp.body)))
+        self.send_header("Content-Length", str(len(resp.body) if content_length is None else content_length))
         self.end_headers()
         if self.command != "HEAD" and resp.body:
             self.wfile.write(resp.body)
         self.wfile.flush()
+
+    def _hang_up(self) -> None:
+        """Close the connection now, as a dropped network would (the client sees a reset or a short body)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
 
