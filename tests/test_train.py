@@ -95,7 +95,7 @@ def test_glean_training_lowers_the_pixel_loss_and_writes_a_loadable_model(bank_r
     assert model.config.bank_id == "../../bank/bank" or model.config.bank_id.endswith("bank")
     assert model.config.in_size == 4 and model.config.degradation == "bicubic"
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics["glean"]) == {"psnr", "ssim", "lr_psnr"} and metrics["images"] == 4
+    assert set(metrics["glean"]) == {"psnr", "ssim", "lr_psnr", "grid_db"} and metrics["images"] == 4
     assert "## Evaluation" in (folder / "README.md").read_text()
     Image.open(tmp_path / "samples" / "step0000030.png").verify()
 
@@ -182,3 +182,16 @@ def test_packed_folder_keeps_its_crop_policy(tmp_path):
     with pytest.raises(GleanError, match="holds 'face' crops"):
         crop_policies(tmp_path / "packed", "pad", "faces")
     assert Image.open(tmp_path / "packed" / "train" / "000.jpg").size == (16, 16)
+
+
+def test_training_with_the_recipe_flags(bank_run, data, tmp_path):
+    args = ["--bank", str(bank_run / "bank"), "--data", str(data), "--scale", "4", "--steps", "3", "--rrdb-channels", "8",
+            "--num-rrdbs", "1", "--rrdb-growth", "8", "--decoder-channels", "8", "--batch-size", "2", "--no-progress",
+            "--decoder-width", "12", "--bicubic-skip", "--pixel-loss", "l1", "--gan-weight", "0", "--perceptual-weight", "0",
+            "--extra-crops", "pad", "--mixed-precision", "bf16", "--out", str(tmp_path / "r")]
+    assert main(["train", *args]) == 0
+    model = GLEAN.from_pretrained(str(tmp_path / "r" / "model"))
+    assert model.config.decoder_width == 12 and model.config.bicubic_skip
+    training = json.loads((tmp_path / "r" / "training.json").read_text())
+    assert training["args"]["pixel_loss"] == "l1" and training["args"]["extra_crops"] == "pad"
+    assert "pixel l1" in (tmp_path / "r" / "model" / "README.md").read_text()

@@ -128,7 +128,14 @@ def args_dict(args) -> dict:
 
 
 def make_accelerator(mixed_precision: str, cpu: bool):
-    """accelerate handles devices, bf16 autocast and multi-GPU (`accelerate launch`)."""
-    from accelerate import Accelerator
+    """accelerate handles devices, bf16 autocast and multi-GPU (`accelerate launch`).
 
+    accelerate keeps its mixed-precision setting per process and refuses to change it; a second run in the
+    same process (Python API, tests) may ask for another one, so that setting is reset (the distributed
+    state, which `accelerate launch` sets up, is kept)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
+        AcceleratorState._reset_state()
     return Accelerator(mixed_precision=mixed_precision, cpu=cpu)

@@ -1,0 +1,100 @@
+"""The CPU recipe of the bundled models: bicubic skip, decoder width, ICNR start, L1 + extra framings, the grid
+measure, colour for grayscale banks is in test_pipeline.py, and the verdicts read from the installed metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from glean_hub import GLEAN, registry
+from glean_hub.config import GLEANConfig
+from glean_hub.errors import ConfigError
+from glean_hub.eval import grid_peaks, periodic_artifact_db
+from glean_hub.fast import optimize
+from glean_hub.imresize import imresize
+from glean_hub.train.glean import init_decoder
+
+
+def recipe_config(**changes) -> GLEANConfig:
+    return tiny_config().replace(decoder_width=24, bicubic_skip=True, **changes)
+
+
+def test_decoder_width_sets_the_pixel_shuffle_stages_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = GLEAN(recipe_config()).eval()
+    convs = [b.upsample_conv for b in model.decoder[:-1]]
+    assert [c.out_channels for c in convs] == [24 * 4] * len(convs)
+    assert convs[1].in_channels == 24 + model.config.bank.channels(16)  # own feature + the bank's
+    model.save_pretrained(tmp_path / "m")
+    again = GLEAN.from_pretrained(str(tmp_path / "m"))
+    assert again.config.decoder_width == 24 and again.config.bicubic_skip
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+
+
+def test_bicubic_skip_adds_the_matlab_upscale_and_icnr_starts_at_bicubic():
+    torch.manual_seed(0)
+    model = GLEAN(recipe_config()).eval()
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    up = imresize(x, size=(32, 32))
+    with torch.no_grad():
+        residual = model(x) - up
+        assert residual.abs().max() > 1e-3  # default init: the network adds something
+        init_decoder(model)
+        torch.testing.assert_close(model(x), up)  # the last conv starts at zero: exactly bicubic
+
+
+def test_icnr_makes_every_pixel_shuffle_output_constant_over_its_sub_pixels():
+    torch.manual_seed(0)
+    model = GLEAN(tiny_config())
+    init_decoder(model)
+    block = model.decoder[0]
+    with torch.no_grad():
+        y = block(torch.randn(1, block.upsample_conv.in_channels, 8, 8))  # [1, C, 16, 16]
+    blocks = y.unfold(2, 2, 2).unfold(3, 2, 2)  # [1, C, 8, 8, 2, 2]
+    torch.testing.assert_close(blocks, blocks[..., :1, :1].expand_as(blocks))
+
+
+@pytest.mark.parametrize("use_bank", [True, False])
+def test_fast_path_equals_reference_with_the_recipe(use_bank):
+    torch.manual_seed(0)
+    model = GLEAN(recipe_config(use_bank=use_bank)).eval()
+    x = torch.rand(3, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(optimize(model)(x), model(x), atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("field, value", [("decoder_width", 0), ("decoder_width", 2.5), ("decoder_width", True),
+                                          ("bicubic_skip", "yes"), ("bicubic_skip", 1)])
+def test_recipe_fields_are_checked(field, value):
+    with pytest.raises(ConfigError, match=field):
+        tiny_config().replace(**{field: value})
+
+
+def test_grid_measure_sees_a_pixel_shuffle_pattern_and_not_smooth_images():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:64, 0:64] / 64
+    smooth = np.stack([np.stack([np.sin(rng.uniform(2, 9) * x + rng.uniform(0, 6)) * np.cos(rng.uniform(2, 9) * y)] * 3)
+                       for _ in range(8)]) * 100 + 128
+    grid = smooth + 12 * np.tile(np.array([[1, -1], [-1, 1]]), (32, 32))  # a period-2 checkerboard, as pixel shuffle makes
+    assert abs(grid_peaks(smooth, 8)) < 3
+    assert periodic_artifact_db(grid, smooth, 8) > 10
+    assert abs(periodic_artifact_db(smooth, smooth, 8)) < 1e-9
+
+
+def test_verdicts_come_from_the_installed_metrics(monkeypatch, tmp_path):
+    entry = registry.MODELS[0]
+    rows = [{"model": entry.repo_id, "GLEAN": {"PSNR": 21.0}, "bicubic": {"PSNR": 19.0}, registry.NO_BANK: {"PSNR": 21.5}}]
+    (tmp_path / "metrics.json").write_text(json.dumps(rows))
+    monkeypatch.setattr(registry, "METRICS_FILE", tmp_path / "metrics.json")
+    assert entry.notes.endswith("validation PSNR +2.00 dB over bicubic, -0.50 dB over the same network without the bank")
+    rows[0]["GLEAN"]["PSNR"] = 18.5
+    (tmp_path / "metrics.json").write_text(json.dumps(rows))
+    assert "undertrained: its validation PSNR is 0.50 dB below bicubic's" in entry.notes
+    assert registry.METRICS_FILE.name == "metrics.json"
+    assert (registry.WEIGHTS_DIR / "metrics.json").is_file()  # installed with the weights (package data)
