@@ -5,7 +5,9 @@
 
 Every setting runs on the same input as the reference (eager float32 `GLEAN.forward`, always
 measured first in the same run) and reports: images/s and ms/image (median over `repeats` timed
-calls after `warmup` calls, with `torch.cuda.synchronize` around each call on CUDA), peak memory,
+calls after `warmup` calls, with `torch.cuda.synchronize` around each call on CUDA; also the fastest
+and slowest call, their spread, outlier calls > 1.5x the fastest and the speedup by fastest call, with
+a "noisy" / "speedup unstable" note where the timing cannot be trusted), peak memory,
 model GFLOP/image (reference architecture, counted once with `torch.utils.flop_counter` on the meta
 device), achieved TFLOP/s (model FLOPs / time), speedup over the reference at the same batch size,
 and max |difference| and PSNR of the output against the reference output (PSNR over the model's
@@ -57,6 +59,10 @@ columns:
   batch        images per forward call
   img/s        images per second (batch / median call time)
   ms/img       median call time / batch
+  min ms       fastest timed call / batch (the least disturbed measurement)
+  spread       (slowest - fastest) / median timed call; the note says "noisy" above 25 % or when a call
+               took > 1.5x the fastest (an outlier), and "speedup unstable" when the speedup by median and
+               by fastest call differ by > 20 %: rerun with more --repeats on an idle machine
   peak MiB     weights of this setting + peak extra memory of its forward (CUDA: max_memory_allocated;
                CPU: process RSS high-water mark, VmHWM)
   GFLOP/img    model FLOPs per image (torch.utils.flop_counter, reference architecture; 1 MAC = 2 FLOPs)
@@ -122,7 +128,12 @@ class Row:
     psnr_db: float | None  # against the reference output, peak-to-peak 2
     first_call_s: float | None  # the first call alone (includes compilation when compiled)
     repeats: int
-    note: str = ""  # "compile failed: ...", "out of memory", ...
+    note: str = ""  # "compile failed: ...", "out of memory", "noisy: ...", ...
+    ms_per_image_min: float | None = None  # fastest timed call / batch
+    ms_per_image_max: float | None = None  # slowest timed call / batch
+    spread_pct: float | None = None  # (slowest - fastest) / median of the timed calls, in %
+    outliers: int = 0  # timed calls more than OUTLIER_FACTOR x the fastest one
+    speedup_min: float | None = None  # over the reference, fastest call against fastest call
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +225,39 @@ def _reset_hwm() -> bool:
         return False
 
 
+# A timed call slower than OUTLIER_FACTOR x the fastest call of the same setting is an outlier (another process
+# took the cores, a page fault storm, a GC pause); a spread above NOISY_SPREAD_PCT % marks the row as noisy.
+OUTLIER_FACTOR = 1.5
+NOISY_SPREAD_PCT = 25.0
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    """Summary of the timed calls of one setting (seconds per call)."""
+
+    min: float
+    median: float
+    max: float
+    spread_pct: float  # (max - min) / median * 100
+    outliers: int  # calls > OUTLIER_FACTOR * min
+
+    @classmethod
+    def of(cls, times: list[float]) -> TimingStats:
+        if not times:
+            raise ValueError("no timed calls")
+        lo, med, hi = min(times), statistics.median(times), max(times)
+        return cls(lo, med, hi, 100 * (hi - lo) / med if med > 0 else 0.0, sum(t > OUTLIER_FACTOR * lo for t in times))
+
+    def flag(self) -> str:
+        """'' when the timing is trustworthy, else a short note saying why not."""
+        parts = []
+        if self.outliers:
+            parts.append(f"{self.outliers} outlier call{'s' if self.outliers > 1 else ''} > {OUTLIER_FACTOR}x the fastest")
+        if self.spread_pct > NOISY_SPREAD_PCT:
+            parts.append(f"spread {self.spread_pct:.0f}%")
+        return "noisy: " + ", ".join(parts) if parts else ""
+
+
 def time_calls(fn, x: torch.Tensor, device: torch.device, warmup: int, repeats: int) -> tuple[float, list[float], torch.Tensor]:
     """(first call seconds, seconds of each timed call, output of the first call)."""
     _sync(device)
@@ -273,7 +317,7 @@ def bench_model(
     for batch in batch_sizes:
         gen = torch.Generator().manual_seed(seed)
         x = (torch.rand(batch, c.bank.img_channels, c.in_size, c.in_size, generator=gen) * 2 - 1).to(device)
-        ref_out, ref_ips = None, None
+        ref_out, ref_ips, ref_min = None, None, None
         for setting in settings:
             if log:
                 log(f"{name}: {setting.name}, batch {batch} ...")
@@ -293,16 +337,23 @@ def bench_model(
                 torch.cuda.empty_cache()
                 rows.append(row)
                 continue
-            sec = statistics.median(times) if times else first
+            stats = TimingStats.of(times or [first])
             row.first_call_s = first
-            row.ms_per_image = sec / batch * 1e3
-            row.images_per_s = batch / sec
+            row.ms_per_image = stats.median / batch * 1e3
+            row.ms_per_image_min, row.ms_per_image_max = stats.min / batch * 1e3, stats.max / batch * 1e3
+            row.spread_pct, row.outliers = stats.spread_pct, stats.outliers
+            row.note = "; ".join(n for n in (row.note, stats.flag()) if n)
+            row.images_per_s = batch / stats.median
             row.tflops = gflop * row.images_per_s / 1e3
             row.peak_mem_mib = (weight_bytes(fn) + mem.peak) / 2**20
             if setting == REFERENCE:
-                ref_out, ref_ips = out, row.images_per_s
+                ref_out, ref_ips, ref_min = out, row.images_per_s, stats.min
             if ref_out is not None:  # None when the reference itself ran out of memory
                 row.speedup = row.images_per_s / ref_ips
+                row.speedup_min = ref_min / stats.min
+                if row.speedup_min and abs(math.log(row.speedup / row.speedup_min)) > math.log(1.2):
+                    unstable = f"speedup unstable: {row.speedup:.2f}x by median, {row.speedup_min:.2f}x by fastest call"
+                    row.note = "; ".join(n for n in (row.note, unstable) if n)
                 row.max_abs_diff = (out - ref_out).abs().max().item()
                 row.psnr_db = psnr(out, ref_out)
             if not torch.isfinite(out).all():
@@ -459,14 +510,15 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 def format_table(rows: list[Row], load: list[dict] | None = None, sat: list[dict] | None = None,
                  profile: list[dict] | None = None, env: dict | None = None) -> str:
     """The rows as a fixed-width text table (also valid Markdown), plus load, saturation and profile notes."""
-    header = ["model", "setting", "batch", "img/s", "ms/img", "peak MiB", "GFLOP/img", "TFLOP/s", "speedup", "max|diff|",
-              "PSNR dB", "note"]
+    header = ["model", "setting", "batch", "img/s", "ms/img", "min ms", "spread", "peak MiB", "GFLOP/img", "TFLOP/s",
+              "speedup", "max|diff|", "PSNR dB", "note"]
     body = [[r.model, r.setting, str(r.batch_size), _fmt(r.images_per_s, ".3g"), _fmt(r.ms_per_image, ".4g"),
+             _fmt(r.ms_per_image_min, ".4g"), _fmt(r.spread_pct, ".0f") + ("%" if r.spread_pct is not None else ""),
              _fmt(r.peak_mem_mib, ".0f"), _fmt(r.gflop_per_image, ".1f"), _fmt(r.tflops, ".3g"),
              _fmt(r.speedup, ".2f") + ("x" if r.speedup is not None else ""), _fmt(r.max_abs_diff, ".2e"),
              _fmt(r.psnr_db, ".1f"), r.note] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    right = {2, 3, 4, 5, 6, 7, 8, 9, 10}
+    right = set(range(2, 13))
 
     def line(cells):
         return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"

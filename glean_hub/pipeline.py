@@ -30,6 +30,7 @@ back. `output_size` resamples the final image (flagged `post_resize` in `Upscale
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -102,6 +103,48 @@ def _cpu_has_bf16() -> bool:
         return True  # unknown: do not warn
 
 
+def cpu_has_native_bf16() -> bool:
+    """The CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX-BF16), where oneDNN's bf16
+    convolutions beat float32 (~1.9x for a 128-channel 3x3 conv on 2 AVX512-BF16 cores). Read from
+    torch.cpu.get_capabilities() (cpuinfo), else from the flags in /proc/cpuinfo; False when unknown."""
+    try:
+        caps = torch.cpu.get_capabilities()
+        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    except (AttributeError, RuntimeError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        return False
+
+
+# The default dtype on a CPU is bf16 where it is both faster and accurate: a CPU with native bf16
+# (above) and a model of at least BF16_MIN_GFLOP per image (below that, per-layer overhead and the
+# casts outweigh the faster convolutions); the fast path's bf16 output is >= 45 dB from float32 on
+# the official configs (BENCHMARKS.md, "CPU bf16").
+BF16_MIN_GFLOP = 5.0
+
+
+@functools.lru_cache(maxsize=64)
+def model_gflop(config) -> float:
+    """Model FLOPs per image in GFLOP (bench.count_flops: counted on the meta device, no compute; cached per config)."""
+    from .bench import count_flops
+
+    return count_flops(config) / 1e9
+
+
+def default_dtype(device: torch.device, config=None, fast: bool = True) -> torch.dtype:
+    """dtype=None: bf16 for the fast path on a CPU with native bf16 and a model of >= BF16_MIN_GFLOP per image
+    (outputs of 256 px and more always are; `config` None: any model), float32 otherwise (GPUs: pass dtype=)."""
+    if device.type != "cpu" or not fast or not cpu_has_native_bf16():
+        return torch.float32
+    if config is not None and config.out_size < 256 and model_gflop(config) < BF16_MIN_GFLOP:
+        return torch.float32
+    return torch.bfloat16
+
+
 @dataclass
 class UpscaleInfo:
     """What the pipeline did to one image. Sizes are (width, height); boxes (left, top, right, bottom)."""
@@ -148,7 +191,9 @@ class GLEANPipeline:
                  fast: bool = True):
         """`fast`: run `fast.optimize(model)` (the same function up to float rounding, < 1e-5 in float32;
         faster, and the float16 safeguards of StyleGAN2); False runs the reference `model.forward`.
-        `dtype="auto"`: the model's own dtype (float16 on a CPU becomes float32)."""
+        `dtype="auto"`: the model's own dtype (float16 on a CPU becomes float32). `dtype=None` (default):
+        the model in float32, computed in `default_dtype(device, config, fast)`: bf16 on a CPU with native bf16
+        (AVX512-BF16/AMX) for models of >= BF16_MIN_GFLOP per image, else float32; `self.dtype` says which."""
         self.device = resolve_device(device)
         p = next(model.parameters())
         self.dtype = auto_dtype(p.dtype, self.device) if _is_auto(dtype) else resolve_dtype(dtype, self.device)
@@ -156,10 +201,12 @@ class GLEANPipeline:
             model = model.to(device=self.device, dtype=self.dtype)  # like diffusers' .to(): moves the model
         self.model = model.eval()
         self.config = model.config
+        if dtype is None:  # the default: the model stays float32, the fast path may compute in bf16 (default_dtype)
+            self.dtype = default_dtype(self.device, self.config, fast)
         if fast:
             from .fast import optimize
 
-            self.network = optimize(self.model)
+            self.network = optimize(self.model, dtype=self.dtype)
         else:
             self.network = self.model
 
@@ -167,7 +214,7 @@ class GLEANPipeline:
     def from_pretrained(cls, pretrained_model_name_or_path, *, scale: int | None = None, category: str | None = None,
                         device=None, dtype=None, torch_dtype=None, fast: bool = True, **hub_kwargs) -> "GLEANPipeline":
         """`GLEAN.from_pretrained(pretrained_model_name_or_path, scale=, category=, **hub_kwargs)` loaded straight
-        to device and dtype. `dtype` or its older spelling `torch_dtype` (diffusers takes both): None -> float32,
+        to device and dtype. `dtype` or its older spelling `torch_dtype` (diffusers takes both): None -> the default (see __init__),
         "auto" -> as stored (float16 on a CPU becomes float32), a name ("fp32", "bf16", ...) or a torch dtype."""
         from .glean import GLEAN
         from .hub import one_dtype
@@ -181,7 +228,7 @@ class GLEANPipeline:
         dt = resolve_dtype(dtype, dev, warn=False)  # before loading: a bad dtype fails fast
         model = GLEAN.from_pretrained(pretrained_model_name_or_path, scale=scale, category=category, torch_dtype=dt,
                                       device=dev, **hub_kwargs)
-        return cls(model, device=dev, dtype=dt, fast=fast)
+        return cls(model, device=dev, dtype=None if dtype is None else dt, fast=fast)  # None: default_dtype decides
 
     def __repr__(self) -> str:
         c = self.config
