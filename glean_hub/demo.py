@@ -420,6 +420,17 @@ def share_hint(stream):
     return Rewrite()
 
 
+def has_result(pair) -> bool:
+    """Whether the before/after slider holds a result. Gradio 6.31's ImageSlider reports `[None, None]` (a change
+    from its initial null) as soon as the page loads, which is no result."""
+    return pair is not None and len(pair) == 2 and pair[1] is not None
+
+
+def download_button_state(pair) -> gr.DownloadButton:
+    """The Download button, enabled exactly when the slider holds a result."""
+    return gr.DownloadButton(interactive=has_result(pair))
+
+
 def user_error(error: Exception) -> gr.Error:
     """glean-hub's own errors keep their text (as the CLI prints it); anything else is named and logged."""
     if isinstance(error, GleanError):
@@ -572,10 +583,9 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
         scale.change(on_scale, [category, scale], notes, api_name="model_notes")
         for trigger in (category, scale):
             trigger.change(card_of, [category, scale], card, api_visibility="private")
-        # the Download button is enabled by a result (also one from an example) and disabled without one
-        # (NOTE: in Chromium, Gradio 6.31 still draws it without the disabled attribute: see issue 15's report)
-        slider.change(lambda value: gr.DownloadButton(interactive=value is not None), slider, download,
-                      api_visibility="private")
+        # the Download button is enabled by a result (also one from an example) and disabled without one; the
+        # slider sends a change with [None, None] when the page loads, which must keep it disabled (has_result)
+        slider.change(download_button_state, slider, download, api_visibility="private")
         # preprocess=False: the uploaded file reaches upscale_request unopened, so a corrupt file gets
         # glean-hub's InputImageError, and API calls (which skip the category event above) have their
         # (category, scale) checked against the model table with the registry's wording.

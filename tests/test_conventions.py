@@ -97,18 +97,30 @@ def test_save_pretrained_conventions(tmp_path, hub_server):
 
 
 def test_push_to_hub_branch_delete_patterns_and_the_card_names_the_repo(hub_server):
-    model = tiny_model(seed=7, category="faces")
+    api = HfApi()
+    model, other = tiny_model(seed=7, category="faces"), tiny_model(seed=8, category="faces")
     model.push_to_hub("me/faces")
-    HfApi().upload_file(path_or_fileobj=b"old pickle", path_in_repo="pytorch_model.bin", repo_id="me/faces")
-    model.push_to_hub("me/faces", delete_patterns="*.bin")
-    assert "pytorch_model.bin" not in HfApi().list_repo_files("me/faces")
-    assert 'from_pretrained("me/faces")' in ModelCard.load("me/faces").text
+    api.upload_file(path_or_fileobj=b"old pickle", path_in_repo="pytorch_model.bin", repo_id="me/faces")
+    model.push_to_hub("me/faces", delete_patterns="*.bin")  # the old file goes in the same commit, ours stay
+    assert sorted(api.list_repo_files("me/faces")) == [".gitattributes", "README.md", "config.json", "model.safetensors"]
+    card = ModelCard.load("me/faces").text
+    assert 'from_pretrained("me/faces")' in card and "path/to/this/folder" not in card
+    main = hub_server.head("me/faces")
 
-    HfApi().create_branch("me/faces", branch="dev")
-    info = model.push_to_hub("me/faces", branch="dev", commit_message="on dev")
-    assert info.oid == HfApi().list_repo_refs("me/faces").branches[[b.name for b in HfApi().list_repo_refs("me/faces").branches].index("dev")].target_commit
+    api.create_branch("me/faces", branch="dev")
+    info = other.push_to_hub("me/faces", branch="dev", commit_message="on dev")
+    branches = {b.name: b.target_commit for b in api.list_repo_refs("me/faces").branches}
+    assert branches == {"main": main, "dev": info.oid}  # the branch moved, main did not
+    assert api.list_repo_commits("me/faces", revision="dev")[0].title == "on dev"
+    lr = LR.expand(2, -1, -1, -1)  # a batch of 2: bitwise equal after reloading (batch 1 differs by ~1e-7)
+    assert torch.equal(out(GLEAN.from_pretrained("me/faces", revision="dev"), lr), out(other, lr))
+    assert torch.equal(out(GLEAN.from_pretrained("me/faces"), lr), out(model, lr))
+    # branch= is push_to_hub's spelling of revision=; both at once must agree
+    with pytest.raises(ConfigError, match="disagree"):
+        model.push_to_hub("me/faces", branch="dev", revision="main")
     with pytest.raises(GleanError, match="no branch 'nope'"):
         model.push_to_hub("me/faces", branch="nope")
+    assert hub_server.head("me/faces", "dev") == info.oid
 
     model.generator.push_to_hub("me/bank")
     assert 'from_pretrained("me/bank")' in ModelCard.load("me/bank").text

@@ -57,6 +57,10 @@ def test_upload_pick_upscale_download_in_chromium(tmp_path):
             page.wait_for_selector("#run", timeout=60_000)
             assert "8×" in page.locator("#scale input:checked").first.evaluate("e => e.parentElement.innerText")
             assert "bicubic" in page.content()  # "Before (bicubic upscale of the same input) / after (GLEAN)"
+            # no result yet: the Download button is disabled, also after the slider's page-load change event
+            # (Gradio 6.31 sends one with [None, None]; that once enabled the button, issue 15)
+            time.sleep(2)
+            assert page.locator("#download").is_disabled()
 
             page.set_input_files("#input-image input[type=file]", str(EXAMPLE))
             page.wait_for_selector("#input-image img", timeout=30_000)
@@ -71,6 +75,7 @@ def test_upload_pick_upscale_download_in_chromium(tmp_path):
             assert f"{category}-{scale}x" in status and f"{in_size}×{in_size} → {out_size}×{out_size}" in status
             assert "192×128" in page.locator("#lr-note").inner_text()
             assert f"Output: {out_size}×{out_size} px" in page.locator("#lr-note").inner_text()
+            page.wait_for_function("!document.querySelector('#download').disabled", timeout=30_000)  # a result: on
             time.sleep(0.5)  # let the images paint before the screenshot
 
             shot = tmp_path / "demo.png"
