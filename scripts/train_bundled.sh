@@ -27,7 +27,7 @@ case $PROFILE in
     GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --batch-size 8  --lr 2e-4 --steps ${GLEAN_STEPS:-3000}"
     ;;
   cpu64-psnr)
-    RES=64; SCALES="8 16"; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
+    RES=64; SCALES=${SCALES:-"8 16"}; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
     EXTRA=""; [ "$CATEGORY" = faces ] && EXTRA="--extra-crops center"  # also the centre squares of the photos
     GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --decoder-width 64 --bicubic-skip
            --pixel-loss l1 --perceptual-weight 0 --gan-weight 0 --batch-size 32 --lr 3e-4 --mixed-precision bf16
