@@ -6,10 +6,11 @@
 
 The app ships inside the package (a wheel has it); demo/app.py is the Hugging Face Space's thin entry
 point that imports `build_demo` from here (demo/README.md has the Space header).
-It serves the registry's installed models (`glean_hub.registry.available()`), or the folders and
-Hub repos given with --model; with none at all it still starts and says that no weights are
-installed. Runs on the GPU when torch sees one (under `spaces.GPU` when the `spaces` package is
-importable), else on the CPU; each (category, scale, device, dtype) is loaded once and kept.
+It serves the registry's installed models (`glean_hub.registry.available()`) and the released OpenMMLab
+models already converted in the cache (`glean-hub models` shows which; each under its own Category entry,
+e.g. "cats · OpenMMLab 256 px"), or the folders and Hub repos given with --model; with none at all it still
+starts and says that no weights are installed. Runs on the GPU when torch sees one (under `spaces.GPU` when
+the `spaces` package is importable), else on the CPU; each model is loaded once per device and dtype, and kept.
 
 Layout of this file: plain functions first (model table, cache, one upscale request), then
 `build_demo()` -> gr.Blocks, then `main()`. Nothing is launched on import.
@@ -52,7 +53,7 @@ from .images import load_image, to_rgb  # noqa: E402
 from .imresize import imresize_uint8  # noqa: E402
 from .pipeline import GLEANPipeline  # noqa: E402
 from .pipeline import resolve_dtype as pipeline_dtype  # noqa: E402
-from .registry import ModelEntry, available  # noqa: E402
+from .registry import ModelEntry, ReleasedEntry, available, released_models  # noqa: E402
 
 try:  # ZeroGPU Spaces: a GPU is attached only while a `spaces.GPU` function runs; elsewhere a no-op
     import spaces
@@ -128,6 +129,12 @@ class ModelSource:
     out_size: int  # side of its output
     label: str  # repo id (with revision) or folder, for the status line
     notes: str = ""
+    choice: str = ""  # the Category dropdown entry it is listed under, when not its category (released models)
+
+    @property
+    def group(self) -> str:
+        """The Category dropdown entry: the category, or `choice` for models listed apart from it."""
+        return self.choice or self.category
 
     @property
     def choice_label(self) -> str:
@@ -153,14 +160,33 @@ def source_from_location(location: str | os.PathLike, revision: str | None = Non
     return ModelSource(category, config.scale, str(location), revision, config.in_size, config.out_size, label)
 
 
-def model_table(models: Mapping | list | None = None) -> dict[tuple[str, int], ModelSource]:
-    """Normalise what `build_demo` accepts into {(category, scale): ModelSource}, ordered by category then scale.
+def source_from_released(entry: ReleasedEntry, folder: Path) -> ModelSource:
+    """A released OpenMMLab GLEAN converted in the cache (`released.py`). Its sizes are read from the converted
+    config.json (the real ones, e.g. 32 -> 256); it is listed under its own Category entry ("cats · OpenMMLab
+    256 px"), since a bundled model may have the same category and scale."""
+    config = GLEANConfig.load(folder / CONFIG_NAME)
+    psnr = f"published PSNR {entry.psnr:.2f} dB" if entry.psnr else ""
+    notes = " · ".join(part for part in (entry.notes, psnr) if part)
+    return ModelSource(entry.category, config.scale, str(folder), None, config.in_size, config.out_size,
+                       f"{entry.name} (converted copy in the cache)", notes,
+                       choice=f"{entry.category} · OpenMMLab {config.out_size} px")
 
-    `models`: None (the registry's installed models), a list of folders / Hub repos (category and
+
+def cached_released_sources() -> list[ModelSource]:
+    """The released GLEAN models already downloaded and converted (no network is used to find them)."""
+    return [source_from_released(r, r.local_dir) for r in released_models()
+            if r.unsupported is None and r.local_dir is not None]
+
+
+def model_table(models: Mapping | list | None = None) -> dict[tuple[str, int], ModelSource]:
+    """Normalise what `build_demo` accepts into {(dropdown entry, scale): ModelSource}, ordered by entry then scale.
+
+    `models`: None (the registry's installed models, then the released models found converted in the
+    cache under their own dropdown entries), a list of folders / Hub repos (category and
     scale read from their config.json), or a mapping (category, scale) -> folder, Hub repo or ModelEntry.
     """
     if models is None:
-        sources = [source_from_entry(m) for m in available()]
+        sources = [source_from_entry(m) for m in available()] + cached_released_sources()
     elif isinstance(models, Mapping):
         sources = []
         for (category, scale), where in models.items():
@@ -175,8 +201,8 @@ def model_table(models: Mapping | list | None = None) -> dict[tuple[str, int], M
             sources.append(source)
     else:
         sources = [source_from_location(where) for where in models]
-    order = list(dict.fromkeys(s.category for s in sources))
-    return {(s.category, s.scale): s for s in sorted(sources, key=lambda s: (order.index(s.category), s.scale))}
+    order = list(dict.fromkeys(s.group for s in sources))
+    return {(s.group, s.scale): s for s in sorted(sources, key=lambda s: (order.index(s.group), s.scale))}
 
 
 def categories_of(table: Mapping[tuple[str, int], ModelSource]) -> list[str]:
@@ -235,7 +261,7 @@ def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
 
 
 class PipelineCache:
-    """Loaded pipelines, one per (category, scale, device, dtype), kept for the life of the app."""
+    """Loaded pipelines, one per (model folder or repo, scale, device, dtype), kept for the life of the app."""
 
     def __init__(self):
         self._pipes: dict[tuple, object] = {}
@@ -244,8 +270,12 @@ class PipelineCache:
     def __contains__(self, key) -> bool:
         return key in self._pipes
 
+    @staticmethod
+    def key(source: ModelSource, device: torch.device, dtype: torch.dtype) -> tuple:
+        return (source.location, source.revision, source.scale, str(device), dtype)
+
     def get(self, source: ModelSource, device: torch.device, dtype: torch.dtype):
-        key = (source.category, source.scale, str(device), dtype)
+        key = self.key(source, device, dtype)
         with self._lock:
             if key not in self._pipes:
                 self._pipes[key] = GLEANPipeline.from_pretrained(
@@ -363,8 +393,7 @@ def upscale_request(table, cache: PipelineCache, image, category, scale, mode="c
 
     device = pick_device()
     torch_dtype = resolve_dtype(dtype, device)
-    key = (source.category, source.scale, str(device), torch_dtype)
-    if key not in cache:
+    if cache.key(source, device, torch_dtype) not in cache:
         tell(0.1, desc=f"loading the {source.category} {source.scale}× model (once)")
     pipe = cache.get(source, device, torch_dtype)
     load_done = time.perf_counter()
@@ -457,6 +486,9 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
         options = scales_of(table, category)
         return DEFAULT_SCALE if DEFAULT_SCALE in options else (options[0] if options else None)
 
+    def shows_faces(category) -> bool:  # face alignment applies (a dropdown entry of faces models)
+        return any(table[(category, s)].category == "faces" for s in scales_of(table, category))
+
     def scale_choices(category):
         return [(table[(category, s)].choice_label, s) for s in scales_of(table, category)]
 
@@ -479,7 +511,7 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
         keep = scale if scale in options else default_scale(category)
         return (
             gr.Radio(choices=scale_choices(category), value=keep),
-            gr.Checkbox(visible=category == "faces"),
+            gr.Checkbox(visible=shows_faces(category)),
             model_notes(category, keep),
         )
 
@@ -539,7 +571,7 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
                 mode = gr.Radio(choices=MODES, value="crop", label="Size policy", elem_id="mode",
                                 info="how an image of another size becomes the model's square input")
                 align = gr.Checkbox(label="Align faces (eyes level and centred, as in training)", value=False,
-                                    visible=first == "faces", elem_id="align")
+                                    visible=shows_faces(first), elem_id="align")
                 with gr.Accordion("Advanced", open=False):
                     dtype = gr.Radio(choices=dtype_choices(pick_device()), value="auto", label="Precision (dtype)",
                                      elem_id="dtype")
