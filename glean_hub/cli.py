@@ -614,7 +614,9 @@ def run_bench(args) -> int:
 
 # --- main --------------------------------------------------------------------------------------
 
-COMMANDS = [add_convert, add_convert_bank, add_models, add_demo, add_train_bank, add_train, add_push, add_upscale, add_bench]
+from .cli_compare import add_eval, add_invert
+
+COMMANDS = [add_convert, add_convert_bank, add_models, add_demo, add_train_bank, add_train, add_push, add_upscale, add_bench, add_invert, add_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:
