@@ -63,10 +63,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"no checkpoint file {os_error_message(e, str(path))}") from None
     if not found:
         raise CheckpointError(f"no checkpoint file {path}")
-    from .formats import SAFE_GLOBALS, is_rosinality, rosinality_to_mmgen
+    from . import formats
 
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
+        nvlabs = formats.is_nvlabs_pickle(path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read the checkpoint {os_error_message(e, str(path))}") from None
+    if nvlabs:  # NVlabs stylegan2-ada-pytorch: G_ema through a restricted unpickler, renamed to MMGeneration's keys
+        return formats.nvlabs_to_mmgen(path)
+    try:
+        with torch.serialization.safe_globals(formats.SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:
         obj = None  # mmap needs the zip format; retry without for legacy files
@@ -74,12 +80,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(_unpickle_message(path, e)) from None
     if obj is None:
         try:
-            with torch.serialization.safe_globals(SAFE_GLOBALS):
+            with torch.serialization.safe_globals(formats.SAFE_GLOBALS):
                 obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise CheckpointError(_unpickle_message(path, e)) from None
-    if is_rosinality(obj):  # rosinality/stylegan2-pytorch: the g_ema generator, renamed to MMGeneration's keys
-        obj = rosinality_to_mmgen(obj)
+    if formats.is_rosinality(obj):  # rosinality/stylegan2-pytorch: the g_ema generator, renamed to MMGeneration's keys
+        obj = formats.rosinality_to_mmgen(obj)
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors (expected {{'meta': ..., 'state_dict': {{name: tensor}}}})")
