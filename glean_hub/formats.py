@@ -68,8 +68,9 @@ def rosinality_to_mmgen(obj: dict) -> dict[str, torch.Tensor]:
 # `torch_utils.persistence` classes: each pickles as a call of `_reconstruct_persistent_obj(meta)`, where meta
 # holds the class's *source code* (which the real loader executes) and the module's `__dict__`. Here a restricted
 # unpickler answers only the globals listed in `NVLABS_GLOBALS`: the persistent object becomes an inert
-# `PersistentRecord` (its source is never compiled), EasyDict a dict, tensors are rebuilt by torch's own
-# functions from storages read with torch.load(weights_only=True); any other global is refused by name.
+# `PersistentRecord` (its source is never compiled), EasyDict a dict, numpy number scalars Python numbers, tensors
+# are rebuilt by torch's own functions from storages read with torch.load(weights_only=True); any other global
+# is refused by name.
 #
 # Renaming G_ema to our (MMGeneration) keys is exact for the tensors (tested: every tensor arrives unchanged up
 # to the reshapes below). That the networks then compute the same function rests on the code of both ports
@@ -110,10 +111,38 @@ def _load_storage(data):
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
+_NUMPY_DTYPES = {"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1"}
+
+
+def _numpy_dtype(spec, align=False, copy=True):
+    """numpy.dtype for the plain number types only (NVlabs stores gains such as lr / sqrt(n) as numpy.float64)."""
+    import numpy as np
+
+    from .errors import CheckpointError
+
+    if not isinstance(spec, str) or spec not in _NUMPY_DTYPES:
+        raise CheckpointError(f"NVlabs pickle: numpy dtype {str(spec)[:20]!r} refused (only plain numbers are read)")
+    return np.dtype(spec)
+
+
+def _numpy_scalar(dtype, data=None):
+    """A numpy number scalar, returned as the Python number it holds."""
+    import numpy as np
+
+    from .errors import CheckpointError
+
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "biuf" and isinstance(data, bytes) and len(data) == dtype.itemsize):
+        raise CheckpointError("NVlabs pickle: a numpy scalar that is not a plain number")
+    return np.frombuffer(data, dtype)[0].item()
+
+
 def _nvlabs_globals() -> dict[tuple[str, str], object]:
     import collections
 
     return {
+        ("numpy", "dtype"): _numpy_dtype,
+        ("numpy.core.multiarray", "scalar"): _numpy_scalar,  # numpy < 2 (the NVlabs era)
+        ("numpy._core.multiarray", "scalar"): _numpy_scalar,  # numpy >= 2
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
         ("dnnlib.util", "EasyDict"): dict,
         ("collections", "OrderedDict"): collections.OrderedDict,

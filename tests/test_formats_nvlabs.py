@@ -22,6 +22,7 @@ import re
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_model
@@ -145,24 +146,26 @@ def nvlabs_generator(reconstruct, state: dict[str, torch.Tensor], source=None, c
     def leaves(prefix):
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
 
-    def fc(prefix, **attrs):
+    def fc(prefix, lr_multiplier=1, **attrs):  # weight_gain is a numpy.float64 in NVlabs' files, as here
         p = leaves(prefix)
         return Persistent(reconstruct, "FullyConnectedLayer", params={"weight": p["weight"], "bias": p["bias"]},
-                          source=source, activation=attrs.pop("activation", "linear"), **attrs)
+                          source=source, activation=attrs.pop("activation", "linear"), bias_gain=lr_multiplier,
+                          weight_gain=lr_multiplier / np.sqrt(p["weight"].shape[1]), **attrs)
 
     def layer(prefix, up):
         p = leaves(prefix)
         params = {k: p[k] for k in ("weight", "noise_strength", "bias")}
         buffers = {"resample_filter": p["resample_filter"], "noise_const": p["noise_const"]}
         return Persistent(reconstruct, "SynthesisLayer", params=params, buffers=buffers, source=source,
-                          modules={"affine": fc(prefix + "affine.", weight_gain=1.0, bias_gain=1.0)},
+                          modules={"affine": fc(prefix + "affine.")}, resolution=p["noise_const"].shape[-1],
                           up=up, activation=overrides.get("activation", "lrelu"), use_noise=True, conv_clamp=conv_clamp,
-                          kernel_size=3, padding=1, noise_mode="const")
+                          padding=1, act_gain=np.sqrt(2))
 
     def torgb(prefix):
         p = leaves(prefix)
         return Persistent(reconstruct, "ToRGBLayer", params={"weight": p["weight"], "bias": p["bias"]}, source=source,
-                          modules={"affine": fc(prefix + "affine.", bias_gain=1.0)}, conv_clamp=conv_clamp)
+                          modules={"affine": fc(prefix + "affine.")}, conv_clamp=conv_clamp,
+                          weight_gain=1 / np.sqrt(p["weight"].shape[1]))
 
     resolutions = sorted(int(m[1]) for k in tensors if (m := re.fullmatch(r"synthesis\.b(\d+)\.torgb\.bias", k)))
     blocks = {}
@@ -177,7 +180,7 @@ def nvlabs_generator(reconstruct, state: dict[str, torch.Tensor], source=None, c
     n_fc = len([k for k in tensors if re.fullmatch(r"mapping\.fc\d+\.bias", k)])
     mapping = Persistent(reconstruct, "MappingNetwork", buffers={"w_avg": tensors["mapping.w_avg"]}, source=source,
                          modules={f"fc{i}": fc(f"mapping.fc{i}.", activation="lrelu",
-                                               bias_gain=overrides.get("lr_multiplier", 0.01)) for i in range(n_fc)},
+                                               lr_multiplier=overrides.get("lr_multiplier", 0.01)) for i in range(n_fc)},
                          num_layers=n_fc, w_avg_beta=0.995)
     synthesis = Persistent(reconstruct, "SynthesisNetwork", modules=blocks, source=source,
                            block_resolutions=resolutions, img_resolution=resolutions[-1])
@@ -216,6 +219,7 @@ def test_the_synthetic_file_is_shaped_like_the_real_one(tmp_path):
     data = path.read_bytes()
     globals_named = {tuple(arg.split(" ")) for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
     assert ("torch_utils.persistence", "_reconstruct_persistent_obj") in globals_named
+    assert ("numpy", "dtype") in globals_named  # numpy.float64 gains, as NVlabs' layers store them
     assert globals_named <= set(NVLABS_GLOBALS)  # the allow-list covers it, nothing more was needed
     assert b"class Generator" in data  # the source code travels in the file, as in the real ones
 
@@ -304,3 +308,13 @@ def test_broken_pickles_are_one_line(tmp_path):
     (tmp_path / "no-ema.pkl").write_bytes(buf.getvalue())
     with pytest.raises(CheckpointError, match="without a G_ema"):
         read_checkpoint(tmp_path / "no-ema.pkl")
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (np.dtype(object), "numpy dtype 'O8' refused"),
+    (np.arange(3), r"refused to unpickle numpy\._?core\.multiarray\._reconstruct"),
+])
+def test_numpy_beyond_plain_number_scalars_is_refused(tmp_path, extra, message):
+    path = write_nvlabs_pickle(tmp_path / "numpy.pkl", tiny_model(seed=2).generator, extra={"x": extra})
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(path)
