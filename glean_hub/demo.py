@@ -9,7 +9,9 @@ point that imports `build_demo` from here (demo/README.md has the Space header).
 It serves the registry's installed models (`glean_hub.registry.available()`) and the released OpenMMLab
 models already converted in the cache (`glean-hub models` shows which; each under its own Category entry,
 e.g. "cats · OpenMMLab 256 px"), or the folders and Hub repos given with --model; with none at all it still
-starts and says that no weights are installed. Runs on the GPU when torch sees one (under `spaces.GPU` when
+starts and says that no weights are installed. With the registry's models it also lists the released models not
+in the cache yet, with their approximate download size; a user fetches one with a button (never at start-up),
+after which it is served like a cached one. Runs on the GPU when torch sees one (under `spaces.GPU` when
 the `spaces` package is importable), else on the CPU; each model is loaded once per device and dtype, and kept.
 
 Layout of this file: plain functions first (model table, cache, one upscale request), then
@@ -53,7 +55,8 @@ from .images import load_image, to_rgb  # noqa: E402
 from .imresize import imresize_uint8  # noqa: E402
 from .pipeline import GLEANPipeline  # noqa: E402
 from .pipeline import resolve_dtype as pipeline_dtype  # noqa: E402
-from .registry import ModelEntry, ReleasedEntry, available, released_models  # noqa: E402
+from .registry import ModelEntry, ReleasedEntry, available, released_entry, released_models  # noqa: E402
+from .released import resolve as fetch_converted, url_of  # noqa: E402
 
 try:  # ZeroGPU Spaces: a GPU is attached only while a `spaces.GPU` function runs; elsewhere a no-op
     import spaces
@@ -178,6 +181,55 @@ def cached_released_sources() -> list[ModelSource]:
             if r.unsupported is None and r.local_dir is not None]
 
 
+def downloadable_released() -> list[ReleasedEntry]:
+    """The released GLEAN models not in the cache yet (found without network): what the demo offers to download."""
+    return [r for r in released_models() if r.unsupported is None and r.local_dir is None]
+
+
+def download_choice(entry: ReleasedEntry) -> tuple[str, str]:
+    """(dropdown label, name), e.g. 'cats 8× (32→256) · openmmlab/glean-cats-8x · ≈765 MB download (approximate)'."""
+    label = f"{entry.category} {entry.scale}× ({entry.in_size}→{entry.out_size}) · {entry.name}"
+    return f"{label} · ≈{entry.download_mb:,} MB download (approximate)", entry.name
+
+
+def downloads_off() -> bool:
+    """HF_HUB_OFFLINE=1: the demo downloads nothing (read at call time, as released.py does)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def offline_route(entry: ReleasedEntry) -> str:
+    return (f"this demo runs offline (HF_HUB_OFFLINE=1), so it cannot download {entry.name}. By hand: download "
+            f"{url_of(entry)}, run `glean-hub convert FILE DIR`, then start the demo with `glean-hub demo --model DIR`")
+
+
+def download_note(name: str | None) -> str:
+    """What fetching `name` costs and where it goes, or the manual route when the demo runs offline."""
+    entry = released_entry(name) if name else None
+    if entry is None:
+        return ""
+    if downloads_off():
+        return f"⚠️ {offline_route(entry)}."
+    psnr = f"published PSNR {entry.psnr:.2f} dB · " if entry.psnr else ""
+    return (f"{entry.notes} · {psnr}≈{entry.download_mb:,} MB (approximate) from [{entry.filename}]({url_of(entry)}), "
+            "checked and converted once into the glean-hub cache, then listed under Category.")
+
+
+def fetch_released(name: str | None, progress=None) -> ModelSource:
+    """Download, check, convert and cache one released GLEAN model (released.py's path), on request.
+    Returns its ModelSource; raises released.py's one-line errors, or says why it cannot download."""
+    entry = released_entry(name) if name else None
+    if entry is None or entry.kind != "glean" or entry.unsupported:
+        names = ", ".join(r.name for r in released_models() if r.unsupported is None)
+        raise ModelNotFoundError(f"{name!r} is not a released GLEAN model this demo can download; choose one of {names}")
+    if entry.local_dir is None and downloads_off():
+        raise ModelNotFoundError(offline_route(entry))
+    if progress is not None:
+        progress(0, desc=f"downloading {entry.name} (≈{entry.download_mb:,} MB), then converting it (once)")
+    return source_from_released(entry, fetch_converted(entry.name))
+
+
 def model_table(models: Mapping | list | None = None) -> dict[tuple[str, int], ModelSource]:
     """Normalise what `build_demo` accepts into {(dropdown entry, scale): ModelSource}, ordered by entry then scale.
 
@@ -206,11 +258,12 @@ def model_table(models: Mapping | list | None = None) -> dict[tuple[str, int], M
 
 
 def categories_of(table: Mapping[tuple[str, int], ModelSource]) -> list[str]:
-    return list(dict.fromkeys(category for category, _ in table))
+    # list(table): a snapshot taken at once, as a download may add a model to the app's table meanwhile
+    return list(dict.fromkeys(category for category, _ in list(table)))
 
 
 def scales_of(table: Mapping[tuple[str, int], ModelSource], category: str) -> list[int]:
-    return [scale for c, scale in table if c == category]
+    return [scale for c, scale in list(table) if c == category]
 
 
 def find_source(table: Mapping[tuple[str, int], ModelSource], category: str | None, scale) -> ModelSource:
@@ -475,9 +528,11 @@ def user_error(error: Exception) -> gr.Error:
 # ---------------------------------------------------------------------------------------------
 
 
-def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -> gr.Blocks:
-    """The Gradio app. `models`: see `model_table` (default: the registry's installed models)."""
+def build_demo(models: Mapping | list | None = None, *, examples: bool = True, downloads: bool | None = None) -> gr.Blocks:
+    """The Gradio app. `models`: see `model_table` (default: the registry's installed models). `downloads`: offer
+    the released models not in the cache yet, fetched on request (default: when `models` is None)."""
     table = model_table(models)
+    offer_downloads = models is None if downloads is None else downloads
     cache = PipelineCache()
     categories = categories_of(table)
     first = categories[0] if categories else None
@@ -539,6 +594,24 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
     def upscale_example(image, category, scale, mode, align_faces, progress=gr.Progress()):
         return upscale(image, category, scale, mode, align_faces, "auto", progress)
 
+    def download_released(name, progress=gr.Progress(track_tqdm=True)):  # track_tqdm: released.py's byte progress
+        try:
+            source = fetch_released(name, progress)
+        except Exception as error:  # noqa: BLE001 - every failure reaches the user as gr.Error
+            raise user_error(error) from error
+        table[(source.group, source.scale)] = source  # served from now on, by every session and the API
+        left = [download_choice(r) for r in downloadable_released()]
+        return (
+            gr.Dropdown(choices=categories_of(table), value=source.group, interactive=True),
+            gr.Dropdown(choices=left, value=left[0][1] if left else None),
+            f"Added **{source.group}**, scale {source.choice_label}: {source.label}.",
+            gr.Button(interactive=True),
+        )
+
+    def on_page_load():  # a page opened after a download lists the downloaded model too
+        left = [download_choice(r) for r in downloadable_released()]
+        return gr.Dropdown(choices=categories_of(table)), gr.Dropdown(choices=left, value=left[0][1] if left else None)
+
     # --- layout --------------------------------------------------------------------------------
 
     with gr.Blocks(title="GLEAN super-resolution", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -577,6 +650,15 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
                                      elem_id="dtype")
                     gr.Markdown(DETERMINISM_NOTE)
                 run = gr.Button("Upscale", variant="primary", interactive=bool(table), elem_id="run")
+                fetchable = [download_choice(r) for r in downloadable_released()] if offer_downloads else []
+                with gr.Accordion("More models: the paper's released weights (download on request)", open=False,
+                                  visible=bool(fetchable), elem_id="released-box"):
+                    released = gr.Dropdown(choices=fetchable, value=fetchable[0][1] if fetchable else None,
+                                           label="Released GLEAN model (not downloaded yet)", elem_id="released")
+                    released_note = gr.Markdown(download_note(fetchable[0][1]) if fetchable else "",
+                                                elem_id="released-note")
+                    fetch = gr.Button("Download and add", elem_id="fetch")
+                    fetch_status = gr.Markdown(elem_id="fetch-status")
             with gr.Column(scale=3, min_width=360):
                 slider = gr.ImageSlider(
                     label="Before (bicubic upscale of the same input) / after (GLEAN)", format="png", type="pil",
@@ -626,6 +708,11 @@ def build_demo(models: Mapping | list | None = None, *, examples: bool = True) -
             api_name="upscale", preprocess=False, concurrency_id="gpu", concurrency_limit=GPU_CONCURRENCY,
             show_progress="full",
         )
+        if offer_downloads:
+            released.change(download_note, released, released_note, api_visibility="private")
+            fetch.click(download_released, released, [category, released, fetch_status, run], api_name="download_released",
+                        concurrency_id="download", concurrency_limit=1, show_progress="full")
+            demo.load(on_page_load, None, [category, released], api_visibility="private")
     demo.queue(max_size=QUEUE_SIZE)
     return demo
 
@@ -648,7 +735,7 @@ def launch(models=None, *, host: str | None = None, port: int | None = None, sha
     table = model_table(models)
     if not table:
         print(f"glean-hub demo: {NO_MODELS}", file=sys.stderr)
-    demo = build_demo(table)
+    demo = build_demo(table, downloads=models is None)
     with contextlib.redirect_stdout(share_hint(sys.stdout)):  # Gradio's hint names launch(share=True)
         return demo.launch(server_name=host, server_port=port, share=share, **{**LAUNCH_OPTIONS, **kwargs})
 

@@ -13,7 +13,9 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+from conftest import tiny_model
 from demo_helpers import EXAMPLE, TINY, load_app, png_size, serving, tiny_folders
+from test_released import CATS_8X, _publish, host, tiny_glean_pth  # noqa: F401 - host is a fixture
 
 SCREENSHOT_COPY = "/tmp/demo_screenshot.png"  # for people to look at after a run
 CHROMIUM_ARGS = [
@@ -22,6 +24,12 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = pytest.mark.skipif(os.environ.get("GLEAN_HUB_SKIP_BROWSER") == "1", reason="GLEAN_HUB_SKIP_BROWSER=1")
+
+
+@pytest.fixture(scope="module")
+def cats_256_pth() -> bytes:
+    """A tiny official-layout checkpoint with the released cats 8x model's real sizes (32 -> 256)."""
+    return tiny_glean_pth(tiny_model(seed=5, in_size=32, out_size=256, category="cats"))
 
 
 def chromium_path() -> str:
@@ -92,3 +100,27 @@ def test_upload_pick_upscale_download_in_chromium(tmp_path):
         finally:
             browser.close()
 
+
+
+def test_download_a_released_model_by_clicking_then_pick_it(tmp_path, monkeypatch, host, cats_256_pth):  # noqa: F811
+    """Issue 16: the accordion lists the released models not cached yet with their approximate download size; the
+    button fetches one from the loopback stand-in for download.openmmlab.com and it becomes a Category entry."""
+    app = load_app()
+    _publish(monkeypatch, host, CATS_8X, cats_256_pth)
+    demo = app.build_demo(tiny_folders(tmp_path / "models"), examples=False, downloads=True)
+    with serving(app, demo) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector("#released-box", timeout=60_000)
+            page.locator("#released-box").get_by_text("More models").click()  # open the accordion
+            assert "≈765 MB download (approximate)" in page.locator("#released input").input_value()
+            assert host.log == []  # nothing is downloaded before the click
+            page.locator("#fetch").click()
+            page.wait_for_function("document.querySelector('#fetch-status').innerText.includes('Added')", timeout=60_000)
+            assert page.locator("#category input").input_value() == "cats · OpenMMLab 256 px"
+            page.wait_for_function("document.querySelector('#scale').innerText.includes('8× (32→256)')", timeout=30_000)
+            assert "openmmlab/glean-cats-16x" in page.locator("#released input").input_value()  # the next one
+        finally:
+            browser.close()
