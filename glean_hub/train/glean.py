@@ -234,7 +234,10 @@ def train_glean(args: GLEANTrainArgs) -> Path:
             row = dict(step=step, loss=g_loss.item(), pixel=pixel.item(), perceptual=perc.item(), gan=gan.item(),
                        d_loss=d_loss.item(), lr=g_opt.param_groups[0]["lr"], img_per_s=meter.rate())
             log.write(**row)
-            bar.set_postfix(pix=f"{row['pixel']:.4f}", psnr=f"{10 * np.log10(4 / max(row['pixel'], 1e-10)):.1f}")
+            shown = {"pix": f"{row['pixel']:.4f}"}
+            if args.pixel_loss == "mse":  # the batch PSNR in [-1, 1] units (range 2)
+                shown["psnr"] = f"{10 * np.log10(4 / max(row['pixel'], 1e-10)):.1f}"
+            bar.set_postfix(**shown)
         if acc.is_main_process and (step + 1) % args.sample_every == 0:
             raw.eval()
             with torch.no_grad():
