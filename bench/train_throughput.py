@@ -8,7 +8,8 @@ Rows: the recipes before and after issue 13 (the cpu64 and cpu64-psnr profiles o
 
 - bank step, fp32 vs bf16 autocast (batch 16);
 - GLEAN step of the cpu64 profile: fp32, batch 8, pixel MSE + discriminator feature matching + GAN (a D step too);
-- GLEAN step of the cpu64-psnr profile: bf16 autocast, batch 32, L1 only, 64-wide decoder, bicubic skip.
+- GLEAN step of the cpu64-psnr profile: bf16 autocast, batch 32, L1 only, 64-wide decoder, bicubic skip;
+- GLEAN step at the widths of the 128 px target (gpu128 profile, random bank), to size CPU training at 128 px.
 
 Each configuration is run `--repeats` times; min, median and max over the repeats are reported, and a
 spread over 20 % of the median is flagged (the machine was busy).
@@ -40,7 +41,20 @@ CONFIGS = {
 }
 
 
-def run_once(command: str, data: Path, steps: int, cache: Path) -> float:
+TARGET_128 = "GLEAN step at the 128 px target widths (gpu128 profile, 8x), bf16, batch 8"  # random 128 px bank
+
+
+def target128_bank(folder: Path) -> Path:
+    """A random-weight bank with the widths of the gpu128 profile (speed only: what it generates does not matter)."""
+    from glean_hub import StyleGAN2Generator
+    from glean_hub.config import BankConfig
+
+    bank = StyleGAN2Generator(BankConfig(out_size=128, style_channels=256, num_mlps=8, channel_multiplier=0.5, channel_max=256))
+    bank.save_pretrained(folder)
+    return folder
+
+
+def run_once(command: str, data: Path, steps: int, cache: Path, threads: int = 2) -> float:
     with tempfile.TemporaryDirectory() as out:
         args = [sys.executable, "-m", "glean_hub.cli", *command.split(), "--data", str(data), "--steps", str(steps),
                 "--log-every", "10", "--out", out, "--no-progress"]
@@ -48,7 +62,7 @@ def run_once(command: str, data: Path, steps: int, cache: Path) -> float:
             args += ["--cache-dir", str(cache), "--val-images", "8", "--sample-every", "100000", "--checkpoint-every", "100000"]
         else:
             args += ["--category", "faces"]
-        subprocess.run(args, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        subprocess.run(args, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         rows = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines() if line]
         rates = [r["img_per_s"] for r in rows if r["step"] >= 20 and r.get("img_per_s")]
         return statistics.median(rates)
@@ -58,13 +72,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "faces")
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2, help="OMP threads per training process")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as cache:
-        for name, command in CONFIGS.items():
-            rates = sorted(run_once(command, args.data, args.steps, Path(cache)) for _ in range(args.repeats))
+        bank128 = target128_bank(Path(cache) / "bank128")
+        configs = {**CONFIGS, TARGET_128: f"train --bank {bank128} --rrdb-channels 64 --num-rrdbs 8 --rrdb-growth 32 "
+                   "--decoder-channels 64 --scale 8 --batch-size 8 --gan-weight 0 --perceptual-weight 0 --mixed-precision bf16"}
+        for name, command in configs.items():
+            rates = sorted(run_once(command, args.data, args.steps, Path(cache), args.threads) for _ in range(args.repeats))
             med = statistics.median(rates)
             results[name] = {"min": rates[0], "median": med, "max": rates[-1], "noisy": (rates[-1] - rates[0]) > 0.2 * med}
             print(f"| {name} | {rates[0]:.1f} | {med:.1f} | {rates[-1]:.1f} |{' noisy' if results[name]['noisy'] else ''}", flush=True)
