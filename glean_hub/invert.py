@@ -86,18 +86,8 @@ class InversionResult:
 
 
 def synthesize(bank: StyleGAN2Generator, latents: torch.Tensor, noises: list[torch.Tensor]) -> torch.Tensor:
-    """`bank.synthesis` with explicit noise maps ([N or 1, 1, r, r] per layer): the same layers in the same
-    order (tests check it equals `bank.synthesis(latents)` for the stored noise)."""
-    n = latents.shape[0]
-    out = bank.constant_input(n)
-    out = bank.conv1(out, latents[:, 0], noises[0])
-    skip = bank.to_rgb1(out, latents[:, 1])
-    for t, to_rgb in enumerate(bank.to_rgbs):
-        i = 1 + 2 * t
-        out = bank.convs[2 * t](out, latents[:, i], noises[i])
-        out = bank.convs[2 * t + 1](out, latents[:, i + 1], noises[i + 1])
-        skip = to_rgb(out, latents[:, i + 2], skip)
-    return skip
+    """`bank.synthesis` with explicit noise maps ([N or 1, 1, r, r] per layer)."""
+    return bank.synthesis(latents, noises)
 
 
 @torch.no_grad()

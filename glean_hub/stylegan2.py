@@ -301,14 +301,16 @@ class StyleGAN2Generator(nn.Module):
         z = torch.randn(num_samples, self.config.style_channels, device=self.constant_input.input.device)
         return self.mapping(z).mean(0, keepdim=True)
 
-    def synthesis(self, latents: torch.Tensor, noise: str = "stored") -> torch.Tensor:
-        """[N, num_styles, style_channels] -> [N, img_channels, out_size, out_size]."""
+    def synthesis(self, latents: torch.Tensor, noise: "str | list[torch.Tensor]" = "stored") -> torch.Tensor:
+        """[N, num_styles, style_channels] -> [N, img_channels, out_size, out_size].
+
+        `noise`: "stored", "random", or explicit maps (one [N or 1, 1, r, r] per layer, e.g. optimised ones)."""
         n, s, d = latents.shape
         if (s, d) != (self.config.num_styles, self.config.style_channels):
             raise ValueError(
                 f"latents must have shape [N, {self.config.num_styles}, {self.config.style_channels}], got {list(latents.shape)}"
             )
-        noises = self.make_noise(n, noise)
+        noises = list(noise) if isinstance(noise, (list, tuple)) else self.make_noise(n, noise)
         out = self.constant_input(n)
         out = self.conv1(out, latents[:, 0], noises[0])
         skip = self.to_rgb1(out, latents[:, 1])
