@@ -27,7 +27,7 @@ import torch
 from .config import BankConfig, GLEANConfig
 from .errors import CheckpointError, OutputPathError, os_error_message
 from .glean import GLEAN
-from .hub import check_state_dict, write_bank_folder, write_glean_folder
+from .hub import check_state_dict, write_bank_folder, write_glean_folder, write_safetensors
 from .ops import make_kernel
 from .stylegan2 import StyleGAN2Generator
 
@@ -258,9 +258,7 @@ def convert_glean(
         report.bank_dir, report.bank_sha256, report.config = Path(bank_dir), sha, config
     write_glean_folder(output_dir, config, network)
     if keep_discriminator and disc:
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in disc.items()}, output_dir / "discriminator.safetensors")
+        write_safetensors(disc, output_dir / "discriminator.safetensors")
     report.tensors = len(network)
     return report
 

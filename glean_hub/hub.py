@@ -230,6 +230,26 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
+def write_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """save_file with our one metadata key, and the file mode every other file gets (umask): safetensors >= 0.7
+    writes through a private temporary file and leaves the result readable by its owner only."""
+    save_file(_contiguous(state), path, metadata=SAFETENSORS_METADATA)
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS tells it (os.umask() alone sets it, for all threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file; a damaged file is a CheckpointError that names it."""
     from safetensors import SafetensorError
@@ -360,9 +380,9 @@ def write_bank_folder(directory: str | os.PathLike, config: BankConfig, state: d
     directory.mkdir(parents=True, exist_ok=True)
     config.save(directory)
     weights = directory / WEIGHTS_NAME
-    save_file(_contiguous(state), weights, metadata=SAFETENSORS_METADATA)
+    write_safetensors(state, weights)
     if discriminator is not None:
-        save_file(_contiguous(discriminator), directory / DISCRIMINATOR_NAME, metadata=SAFETENSORS_METADATA)
+        write_safetensors(discriminator, directory / DISCRIMINATOR_NAME)
     sha = sha256_file(weights)
     (directory / CARD_NAME).write_text(card if card is not None else bank_card(config, sha))
     return sha
@@ -554,7 +574,7 @@ def write_glean_folder(directory: str | os.PathLike, config: GLEANConfig, state:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config.save(directory)
-    save_file(_contiguous(state), directory / WEIGHTS_NAME, metadata=SAFETENSORS_METADATA)
+    write_safetensors(state, directory / WEIGHTS_NAME)
     (directory / CARD_NAME).write_text(card if card is not None else glean_card(config))
     return directory
 

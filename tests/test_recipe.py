@@ -98,3 +98,19 @@ def test_verdicts_come_from_the_installed_metrics(monkeypatch, tmp_path):
     assert "undertrained: its validation PSNR is 0.50 dB below bicubic's" in entry.notes
     assert registry.METRICS_FILE.name == "metrics.json"
     assert (registry.WEIGHTS_DIR / "metrics.json").is_file()  # installed with the weights (package data)
+
+
+def test_saved_weights_get_the_umask_mode_not_owner_only(tmp_path):
+    """safetensors >= 0.7 writes owner-only files; saved folders are meant to be shared and served."""
+    import os
+    import stat
+
+    from conftest import tiny_model
+
+    old = os.umask(0o022)
+    try:
+        tiny_model().save_pretrained(tmp_path / "m")
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "config.json"):
+        assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o644, name
