@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="OMP threads per training process")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT", help="run only the rows whose name contains TEXT")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as cache:
@@ -82,6 +83,8 @@ def main() -> None:
         configs = {**CONFIGS, TARGET_128: f"train --bank {bank128} --rrdb-channels 64 --num-rrdbs 8 --rrdb-growth 32 "
                    "--decoder-channels 64 --scale 8 --batch-size 8 --gan-weight 0 --perceptual-weight 0 --mixed-precision bf16"}
         for name, command in configs.items():
+            if args.only and not any(t in name for t in args.only):
+                continue
             rates = sorted(run_once(command, args.data, args.steps, Path(cache), args.threads) for _ in range(args.repeats))
             med = statistics.median(rates)
             results[name] = {"min": rates[0], "median": med, "max": rates[-1], "noisy": (rates[-1] - rates[0]) > 0.2 * med}
