@@ -7,6 +7,8 @@ numerics; `tests/test_golden.py` checks this against outputs of the official imp
     bank: const 4x4 -> at each side r <= s: out = fusion_out(cat[out, f_r]) -> StyleGAN2 stage
           features at sides 2s ... out_size are kept
     decoder: f_s -> pixel-shuffle x2 -> cat with bank feature -> ... -> conv -> [N,3,S,S]
+    (+ MATLAB-bicubic upscale of lr when config.bicubic_skip; pixel-shuffle widths config.decoder_width
+    when set: two options of the small CPU-trained models, off in the official ones)
 """
 
 from __future__ import annotations
