@@ -130,9 +130,9 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
     bank_dir = WEIGHTS_DIR / bank_entry.bundled
     sha = hashlib.sha256((bank_dir / "model.safetensors").read_bytes()).hexdigest()
     dataset, terms = DATA_TERMS[category]
-    bank_training = json.loads((runs / f"bank-{category}-{res}" / "training.json").read_text()) \
-        if (runs / f"bank-{category}-{res}" / "training.json").is_file() else None
-    _, val_files = split_files(data_root / category)
+    bank_json = runs / f"bank-{category}-{res}" / "training.json"
+    bank_training = json.loads(bank_json.read_text()) if bank_json.is_file() else None
+    train_files, val_files = split_files(data_root / category)
     old_metrics = measured()
     rows = []
     for entry in [m for m in MODELS if m.category == category]:
@@ -155,7 +155,9 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
             metrics[NO_BANK] = metrics_row(b["glean"])
         framings = {}  # the validation images framed as in the extra training crops (faces: centre squares of the photos)
-        for policy in filter(None, json.loads((run / "training.json").read_text())["args"].get("extra_crops", "").split(",")):
+        training = json.loads((run / "training.json").read_text())
+        a = training["args"]
+        for policy in filter(None, a.get("extra_crops", "").split(",")):
             other = PackedImages.from_files(val_files, res, policy, cache_dir=runs / "cache", progress=False)
             f = evaluate(packaged, other.hr, other.lr(entry.scale))
             framings[policy] = {"GLEAN": f["glean"]["psnr"], "bicubic": f["bicubic"]["psnr"]}
@@ -189,8 +191,6 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
                         f"({f['GLEAN'] - f['bicubic']:+.2f} dB)")
         verdict += (f". Periodic (pixel-shuffle grid) energy: {metrics['GLEAN']['grid_dB']:+.1f} dB over the ground truth's "
                     f"(bicubic {metrics['bicubic']['grid_dB']:+.1f} dB; a visible grid is several dB)")
-        training = json.loads((run / "training.json").read_text())
-        a = training["args"]
         recipe = (f"losses: pixel {a.get('pixel_loss', 'mse').upper()} {a['pixel_weight']}, perceptual {a['perceptual_weight']}, "
                   f"GAN {a['gan_weight']}; batch {a['batch_size']}, Adam lr {a['lr']} with cosine decay, mixed precision "
                   f"{a['mixed_precision']}" + ("; the network learns the residual over the MATLAB-bicubic upscale" if a.get("bicubic_skip") else "")
@@ -198,7 +198,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         bank_text = f"bank: {bank_training['step']} steps, {bank_training['minutes']} minutes" if bank_training else "bank: the bundled one"
         glean_facts = CardFacts(
             license="other", license_name="research-only-data", datasets=[dataset],
-            data=f"{terms}. {len(split_files(data_root / category)[0])} training images, `{packaged.config.crop_policy}` square "
+            data=f"{terms}. {len(train_files)} training images, `{packaged.config.crop_policy}` square "
             f"crops resized to {res}x{res} (Lanczos); LR made from the uint8 HR with MATLAB-exact bicubic imresize.",
             training=f"{training['step']} steps x {a['batch_size']} images, {training['minutes']} minutes on {hardware}; "
             f"{bank_text}. {recipe}. Exact commands: scripts/train_bundled.sh (seed 0).",
