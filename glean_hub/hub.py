@@ -217,7 +217,7 @@ def _resolve_dtype(torch_dtype: torch.dtype | str | None, stored: torch.dtype) -
     return torch_dtype
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
+def check_device(device: str | torch.device | None) -> torch.device:
     """None -> cpu; anything torch cannot place a tensor on is a ConfigError that says what to pass."""
     if device is None:
         return torch.device("cpu")
@@ -333,7 +333,7 @@ def load_bank(
             f"the latent bank at {name_or_path} has sha256 {sha}, but the model was trained with {expected_sha256}. "
             "The bank was changed or replaced; use the bank revision the model names (bank_revision in config.json)."
         )
-    device = _resolve_device(device)
+    device = check_device(device)
     if cls is None:
         from .stylegan2 import StyleGAN2Generator as cls
     with _BANKS_LOCK:
@@ -461,7 +461,7 @@ def load_glean(
         name_or_path = name = name.lower()  # categories are case-insensitive ("FACES" is "faces")
     if isinstance(category, str) and category.lower() in categories():
         category = category.lower()
-    device = _resolve_device(device)
+    device = check_device(device)
     if not (isinstance(torch_dtype, str) and torch_dtype == "auto"):
         _resolve_dtype(torch_dtype, torch.float32)  # a bad dtype fails before any file is read
     # an existing model folder wins over a category name; a folder without config.json (say ./faces of

@@ -57,16 +57,12 @@ def min_side(config) -> int:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None -> cuda when available, else cpu."""
+    """None -> cuda when available, else cpu; anything else is checked by `hub.check_device` (as the loaders do)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError(f"device={device!r} is not a torch device ({e}); use 'cpu', 'cuda' or 'cuda:1'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was requested but this torch has no usable CUDA device; use device='cpu'")
-    return device
+    from .hub import check_device
+
+    return check_device(device)
 
 
 def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device, warn: bool = True) -> torch.dtype:
