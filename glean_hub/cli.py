@@ -319,6 +319,8 @@ def add_train(sub) -> None:
         "decoder_channels": "width of the decoder's last hidden conv",
         "decoder_width": "width of the pixel-shuffle decoder stages (default: the bank's widths, as the official models)",
         "bicubic_skip": "add the MATLAB-bicubic upscale of the input to the output (the network learns the residual)",
+        "dense_rank": "add a fully connected residual over the encoder's whole input-size feature map, through this many "
+                      "units (global and position-aware; helps aligned faces)",
         "pixel_loss": "mse (as MMEditing's GLEAN) or l1",
         "extra_crops": "extra framings of the training images, comma-separated crop policies (e.g. center)",
         "no_bank": "train the bank-less baseline (zeros instead of bank features) for comparisons",

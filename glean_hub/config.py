@@ -82,6 +82,9 @@ class _JsonConfig:
     """Strict JSON round trip shared by both configs."""
 
     kind: ClassVar[str]
+    # architecture options added after the first release, all off by default: a config written before them
+    # loads with them off (the model it describes had none of them); every other key must be present
+    added_later: ClassVar[frozenset[str]] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         data = {"kind": self.kind}
@@ -106,7 +109,7 @@ class _JsonConfig:
             f"A GLEAN model and its latent bank live in separate folders; check which one you passed.",
         )
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        missing = [n for n in names if n not in data]
+        missing = [n for n in names if n not in data and n not in cls.added_later]
         unknown = [k for k in data if k not in names]
         _check(
             not missing and not unknown,
@@ -233,6 +236,7 @@ class GLEANConfig(_JsonConfig):
     """GLEAN: RRDB encoder -> frozen StyleGAN2 bank with fused features -> pixel-shuffle decoder."""
 
     kind: ClassVar[str] = "glean"
+    added_later: ClassVar[frozenset[str]] = frozenset({"decoder_width", "bicubic_skip", "dense_rank"})
 
     in_size: int  # side of the low-resolution input, a power of two >= 4
     bank: BankConfig  # the latent bank; bank.out_size is the output side
@@ -242,6 +246,8 @@ class GLEANConfig(_JsonConfig):
     decoder_channels: int = 64  # width of the decoder's last hidden conv (official: 64)
     decoder_width: int | None = None  # width of the pixel-shuffle stages above in_size; None: the bank's widths (official)
     bicubic_skip: bool = False  # add the MATLAB-bicubic upscale of the input to the output (official: False)
+    dense_rank: int | None = None  # a fully connected residual over the whole in_size feature map, through this
+    #   many units (global and position-aware, as a plain CNN's dense layer); None: off (official)
     use_bank: bool = True  # False: ablation without the bank (decoder gets zeros), the "bank-less baseline"
     # metadata: how to feed the model (the pipeline reads these, never hard-coded numbers)
     category: str | None = None  # "faces", "cats", "cars", "bedrooms", "towers", or None
@@ -269,6 +275,8 @@ class GLEANConfig(_JsonConfig):
                                               and self.decoder_width >= 1),
                f"decoder_width must be null or a positive integer, got {self.decoder_width!r}")
         _check(isinstance(self.bicubic_skip, bool), f"bicubic_skip must be true or false, got {self.bicubic_skip!r}")
+        if self.dense_rank is not None:
+            _check_int("dense_rank", self.dense_rank, 1, MAX_WIDTH)
         _check_int("num_rrdbs", self.num_rrdbs, 0, MAX_NUM_RRDBS)
         _check(self.decoder_width is None or self.decoder_width <= MAX_WIDTH,
                f"decoder_width must be at most {MAX_WIDTH}, got {self.decoder_width!r}")

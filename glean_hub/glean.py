@@ -3,12 +3,13 @@
 Matches MMEditing's `GLEANStyleGANv2` (the code of the released checkpoints) key for key and in
 numerics; `tests/test_golden.py` checks this against outputs of the official implementation.
 
-    lr [N,3,s,s] --RRDB--> f_s --stride-2 convs--> f_s/2 ... f_4 --conv, linear--> latents [N,L,512]
+    lr [N,3,s,s] --RRDB (, GlobalDense)--> f_s --stride-2 convs--> f_s/2 ... f_4 --conv, linear--> latents [N,L,512]
     bank: const 4x4 -> at each side r <= s: out = fusion_out(cat[out, f_r]) -> StyleGAN2 stage
           features at sides 2s ... out_size are kept
     decoder: f_s -> pixel-shuffle x2 -> cat with bank feature -> ... -> conv -> [N,3,S,S]
     (+ MATLAB-bicubic upscale of lr when config.bicubic_skip; pixel-shuffle widths config.decoder_width
-    when set: two options of the small CPU-trained models, off in the official ones)
+    when set; a low-rank fully connected residual on f_s when config.dense_rank: options of the small
+    CPU-trained models, off in the official ones)
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ class PixelShufflePack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, I, H, W] -> [N, O, 2H, 2W]
         return F.pixel_shuffle(self.upsample_conv(x), self.scale)
+
+
+class GlobalDense(nn.Module):
+    """x + up(lrelu(down(flatten(x)))): a low-rank fully connected residual over the whole feature map.
+
+    [N, C, s, s] -> [N, C, s, s]. Every output position sees every input position through its own weights, so
+    the layer is global and knows where it is (convolutions are neither at an 8x8 input). `up` starts at zero:
+    the block starts as the identity.
+    """
+
+    def __init__(self, channels: int, size: int, rank: int):
+        super().__init__()
+        self.down = nn.Linear(channels * size * size, rank)
+        self.up = nn.Linear(rank, channels * size * size)
+        nn.init.zeros_(self.up.weight), nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.up(F.leaky_relu(self.down(x.flatten(1)), 0.2)).view_as(x)
 
 
 def _lrelu() -> nn.LeakyReLU:
@@ -68,6 +87,7 @@ class GLEAN(nn.Module):
                     RRDBFeatureExtractor(c.bank.img_channels, c.rrdb_channels, c.num_rrdbs, c.rrdb_growth),
                     nn.Conv2d(c.rrdb_channels, ch(c.in_size), 3, 1, 1),
                     _lrelu(),
+                    *([GlobalDense(ch(c.in_size), c.in_size, c.dense_rank)] if c.dense_rank else []),
                 )
             ]
         )

@@ -55,7 +55,7 @@ class ModelEntry:
 
     @property
     def notes(self) -> str:
-        """One line for users: the description, then the measured verdict against bicubic (and the bank-less baseline)."""
+        """One line for users: the description, then the measured verdict against bicubic (and the bank-less baselines)."""
         m = self.metrics
         if not m:
             return self.description
@@ -64,6 +64,8 @@ class ModelEntry:
                    else f"undertrained: its validation PSNR is {-gain:.2f} dB below bicubic's")
         if NO_BANK in m:
             verdict += f", {m['GLEAN']['PSNR'] - m[NO_BANK]['PSNR']:+.2f} dB over the same network without the bank"
+        if PLAIN_CNN in m:
+            verdict += f", {m['GLEAN']['PSNR'] - m[PLAIN_CNN]['PSNR']:+.2f} dB over a plain CNN"
         return f"{self.description}; {verdict}"
 
     @property
@@ -73,6 +75,7 @@ class ModelEntry:
 
 METRICS_FILE = WEIGHTS_DIR / "metrics.json"  # written by scripts/package_bundled.py, installed with the weights
 NO_BANK = "no bank (same encoder-decoder)"  # metrics key of the bank-less baseline
+PLAIN_CNN = "plain CNN"  # metrics key of the yardstick without a bank (scripts/plain_cnn.py), trained on as many images
 
 
 def measured() -> dict[str, dict]:

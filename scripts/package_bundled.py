@@ -3,7 +3,8 @@
     python scripts/package_bundled.py --runs runs --data ../shared/data [--categories faces cats ...]
 
 For each category it expects the runs of scripts/train_bundled.sh: bank-<c>-<R>/, glean-<c>-<S>x-<R>/ and
-baseline-<c>-<S>x-<R>/ (the bank-less baseline, optional). It
+baseline-<c>-<S>x-<R>/ (the bank-less baseline, optional), and plain-<c>-<S>x-<R>/ (scripts/plain_cnn.py, the
+plain-CNN yardstick, optional; R without the tag's suffix). It
 1. writes the bank once (fp16) as glean_hub/weights/bank-<c>-<R>/ and each GLEAN model (fp16, referencing the
    bank by its Hub repo id and the sha256 of the fp16 file) as glean_hub/weights/glean-<c>-<S>x-<R>/;
 2. reloads every packaged model through GLEAN.from_pretrained (as users do) and measures it on the whole
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from glean_hub import GLEAN, StyleGAN2Generator  # noqa: E402
 from glean_hub.cards import CardFacts, bank_card, glean_card  # noqa: E402
 from glean_hub.eval import evaluate  # noqa: E402
-from glean_hub.registry import BANKS, METRICS_FILE, MODELS, NO_BANK, WEIGHTS_DIR, measured  # noqa: E402
+from glean_hub.registry import BANKS, METRICS_FILE, MODELS, NO_BANK, PLAIN_CNN, WEIGHTS_DIR, measured  # noqa: E402
 from glean_hub.train.common import save_grid  # noqa: E402
 from glean_hub.train.data import CROP_POLICY, PackedImages, split_files  # noqa: E402
 
@@ -59,6 +60,12 @@ LIMITATIONS = {
 
 def metrics_row(m: dict) -> dict:
     return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"], "grid_dB": m["grid_db"]}
+
+
+def plain_metrics(runs: Path, category: str, scale: int, res: int) -> dict | None:
+    """The plain-CNN yardstick's validation numbers (scripts/plain_cnn.py wrote them on the same split), if run."""
+    path = runs / f"plain-{category}-{scale}x-{res}" / "metrics.json"
+    return metrics_row(json.loads(path.read_text())["plain"]) if path.is_file() else None
 
 
 def package_bank(category: str, runs: Path, data_root: Path, cards_dir: Path) -> None:
@@ -154,6 +161,9 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         if (baseline_run / "model").is_dir():
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
             metrics[NO_BANK] = metrics_row(b["glean"])
+        plain = plain_metrics(runs, category, entry.scale, res)
+        if plain:
+            metrics[PLAIN_CNN] = plain
         framings = {}  # the validation images framed as in the extra training crops (faces: centre squares of the photos)
         training = json.loads((run / "training.json").read_text())
         a = training["args"]
@@ -167,7 +177,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         if old and not force and metrics["GLEAN"]["PSNR"] <= old["GLEAN"]["PSNR"]:
             print(f"keep {entry.repo_id}: new {metrics['GLEAN']['PSNR']:.2f} dB <= bundled {old['GLEAN']['PSNR']:.2f} dB")
             kept = evaluate(GLEAN.from_pretrained(str(WEIGHTS_DIR / entry.bundled)), val.hr, lr)  # re-measured, same data
-            rows.append({**old, "GLEAN": metrics_row(kept["glean"]), "bicubic": metrics_row(kept["bicubic"])})
+            rows.append({**old, "GLEAN": metrics_row(kept["glean"]), "bicubic": metrics_row(kept["bicubic"]),
+                         **({PLAIN_CNN: plain} if plain else {})})
             continue
         out_dir = WEIGHTS_DIR / entry.bundled
         grid = cards_dir / f"{entry.bundled}-samples.png"
@@ -186,6 +197,12 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             vs = metrics["GLEAN"]["PSNR"] - metrics[NO_BANK]["PSNR"]
             verdict += (f"; the bank adds {vs:+.2f} dB over the same encoder-decoder trained without it" if vs > 0 else
                         f"; the bank is NOT earning its place: the same encoder-decoder trained without it is {-vs:.2f} dB better")
+        if PLAIN_CNN in metrics:
+            vs = metrics["GLEAN"]["PSNR"] - metrics[PLAIN_CNN]["PSNR"]
+            verdict += (f"; it is {vs:.2f} dB above a plain CNN without a bank (4 residual blocks and a dense layer, "
+                        "scripts/plain_cnn.py) trained on as many images" if vs > 0 else
+                        f"; a plain CNN without a bank (4 residual blocks and a dense layer, scripts/plain_cnn.py) trained on as "
+                        f"many images is {-vs:.2f} dB better: at this budget the bank is NOT earning its place")
         for policy, f in framings.items():
             verdict += (f"; on the validation images framed as `{policy}` crops: {f['GLEAN']:.2f} dB vs bicubic {f['bicubic']:.2f} dB "
                         f"({f['GLEAN'] - f['bicubic']:+.2f} dB)")
@@ -221,19 +238,18 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
 def models_table(rows: list[dict]) -> str:
     """Markdown table of the bundled models' validation numbers (rows of glean_hub/weights/metrics.json)."""
     lines = [
-        "| model | in -> out | GLEAN PSNR / SSIM | bicubic PSNR / SSIM | no bank PSNR | GLEAN - bicubic | GLEAN - no bank | grid |",
+        "| model | in -> out | GLEAN PSNR / SSIM | bicubic PSNR / SSIM | GLEAN - bicubic | GLEAN - no bank | GLEAN - plain CNN | grid |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         entry = next(m for m in MODELS if m.repo_id == r["model"])
-        g, b, nb = r["GLEAN"], r["bicubic"], r.get(NO_BANK)
-        no_bank = f"{nb['PSNR']:.2f}" if nb else "-"
-        vs = f"{g['PSNR'] - nb['PSNR']:+.2f} dB" if nb else "-"
+        g, b = r["GLEAN"], r["bicubic"]
+        vs, vs_plain = (f"{g['PSNR'] - r[k]['PSNR']:+.2f} dB" if k in r else "-" for k in (NO_BANK, PLAIN_CNN))
         grid = f"{g['grid_dB']:+.1f} dB" if "grid_dB" in g else "-"
         lines.append(
             f"| [{entry.category} {entry.scale}x](model_cards/{entry.bundled}.md) | {entry.in_size} -> {entry.out_size} "
             f"| {g['PSNR']:.2f} / {g['SSIM']:.3f} | {b['PSNR']:.2f} / {b['SSIM']:.3f} "
-            f"| {no_bank} | {g['PSNR'] - b['PSNR']:+.2f} dB | {vs} | {grid} |"
+            f"| {g['PSNR'] - b['PSNR']:+.2f} dB | {vs} | {vs_plain} | {grid} |"
         )
     return "\n".join(lines)
 

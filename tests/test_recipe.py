@@ -60,17 +60,56 @@ def test_icnr_makes_every_pixel_shuffle_output_constant_over_its_sub_pixels():
     torch.testing.assert_close(blocks, blocks[..., :1, :1].expand_as(blocks))
 
 
-@pytest.mark.parametrize("use_bank", [True, False])
-def test_fast_path_equals_reference_with_the_recipe(use_bank):
+def test_dense_rank_adds_a_global_position_aware_residual_that_starts_as_identity(tmp_path):
     torch.manual_seed(0)
-    model = GLEAN(recipe_config(use_bank=use_bank)).eval()
+    plain, dense = GLEAN(recipe_config()).eval(), GLEAN(recipe_config(dense_rank=16)).eval()
+    dense.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(dense(x), plain(x))  # `up` starts at zero
+        layer = dense.encoder[0][-1]
+        layer.up.weight.normal_(std=0.1)
+        feat = torch.zeros(1, layer.up.out_features // 64, 8, 8)
+        moved = feat.clone()
+        moved[0, 0, 0, 0], feat[0, 0, 7, 7] = 1.0, 1.0  # the same pixel at two places: different answers
+        assert (layer(moved)[0, :, 4, 4] - layer(feat)[0, :, 4, 4]).abs().max() > 1e-3  # a far pixel sees both
+    dense.save_pretrained(tmp_path / "m")
+    again = GLEAN.from_pretrained(str(tmp_path / "m"))
+    assert again.config.dense_rank == 16
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), dense(x))
+
+
+def test_a_config_written_before_the_recipe_options_loads_with_them_off(tmp_path):
+    model = GLEAN(tiny_config())
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    for key in ("decoder_width", "bicubic_skip", "dense_rank"):
+        del config[key]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    again = GLEAN.from_pretrained(str(tmp_path / "m"))
+    assert (again.config.decoder_width, again.config.bicubic_skip, again.config.dense_rank) == (None, False, None)
+    del config["num_rrdbs"]  # any other key is still required
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"missing \['num_rrdbs'\]"):
+        GLEAN.from_pretrained(str(tmp_path / "m"))
+
+
+@pytest.mark.parametrize("use_bank", [True, False])
+@pytest.mark.parametrize("dense_rank", [None, 8])
+def test_fast_path_equals_reference_with_the_recipe(use_bank, dense_rank):
+    torch.manual_seed(0)
+    model = GLEAN(recipe_config(use_bank=use_bank, dense_rank=dense_rank)).eval()
+    if dense_rank:
+        torch.nn.init.normal_(model.encoder[0][-1].up.weight, std=0.05)
     x = torch.rand(3, 3, 8, 8) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(optimize(model)(x), model(x), atol=2e-5, rtol=0)
 
 
 @pytest.mark.parametrize("field, value", [("decoder_width", 0), ("decoder_width", 2.5), ("decoder_width", True),
-                                          ("bicubic_skip", "yes"), ("bicubic_skip", 1)])
+                                          ("bicubic_skip", "yes"), ("bicubic_skip", 1), ("dense_rank", 0),
+                                          ("dense_rank", 1.5), ("dense_rank", "8")])
 def test_recipe_fields_are_checked(field, value):
     with pytest.raises(ConfigError, match=field):
         tiny_config().replace(**{field: value})
@@ -89,10 +128,12 @@ def test_grid_measure_sees_a_pixel_shuffle_pattern_and_not_smooth_images():
 
 def test_verdicts_come_from_the_installed_metrics(monkeypatch, tmp_path):
     entry = registry.MODELS[0]
-    rows = [{"model": entry.repo_id, "GLEAN": {"PSNR": 21.0}, "bicubic": {"PSNR": 19.0}, registry.NO_BANK: {"PSNR": 21.5}}]
+    rows = [{"model": entry.repo_id, "GLEAN": {"PSNR": 21.0}, "bicubic": {"PSNR": 19.0}, registry.NO_BANK: {"PSNR": 21.5},
+             registry.PLAIN_CNN: {"PSNR": 20.75}}]
     (tmp_path / "metrics.json").write_text(json.dumps(rows))
     monkeypatch.setattr(registry, "METRICS_FILE", tmp_path / "metrics.json")
-    assert entry.notes.endswith("validation PSNR +2.00 dB over bicubic, -0.50 dB over the same network without the bank")
+    assert entry.notes.endswith("validation PSNR +2.00 dB over bicubic, -0.50 dB over the same network without the bank, "
+                                "+0.25 dB over a plain CNN")
     rows[0]["GLEAN"]["PSNR"] = 18.5
     (tmp_path / "metrics.json").write_text(json.dumps(rows))
     assert "undertrained: its validation PSNR is 0.50 dB below bicubic's" in entry.notes
@@ -114,3 +155,47 @@ def test_saved_weights_get_the_umask_mode_not_owner_only(tmp_path):
         os.umask(old)
     for name in ("model.safetensors", "config.json"):
         assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o644, name
+
+
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_models_table_is_rendered_from_the_installed_metrics():
+    from pathlib import Path
+
+    rows = json.loads(registry.METRICS_FILE.read_text())
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("<!-- models-table:start -->\n")[1].split("\n<!-- models-table:end -->")[0]
+    assert table == _script("package_bundled").models_table(rows)
+
+
+def test_plain_cnn_yardstick_starts_at_bicubic_and_trains_end_to_end(tmp_path, monkeypatch):
+    from PIL import Image
+
+    plain = _script("plain_cnn")
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(plain.PlainCNN(8, 64)(x), imresize(x, size=(64, 64)))
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        (tmp_path / "data" / "cats" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(tmp_path / "data" / "cats" / split / f"{i}.png")
+    monkeypatch.setattr("sys.argv", ["plain_cnn.py", "--category", "cats", "--scale", "8", "--steps", "2",
+                                     "--data", str(tmp_path / "data"), "--out", str(tmp_path / "plain-cats-8x-64")])
+    plain.main()
+    metrics = json.loads((tmp_path / "plain-cats-8x-64" / "metrics.json").read_text())
+    assert metrics["images"] == 2 and set(metrics["plain"]) == {"psnr", "ssim", "lr_psnr", "grid_db"}
+    assert abs(metrics["plain"]["psnr"] - metrics["bicubic"]["psnr"]) < 1.0  # two steps from exactly bicubic
+    assert (tmp_path / "plain-cats-8x-64" / "model.pt").is_file()
+    package = _script("package_bundled")  # where the cards and the README table take the yardstick from
+    assert package.plain_metrics(tmp_path, "cats", 8, 64)["PSNR"] == metrics["plain"]["psnr"]
+    assert package.plain_metrics(tmp_path, "cats", 16, 64) is None
