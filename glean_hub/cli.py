@@ -322,7 +322,8 @@ def add_train(sub) -> None:
         "dense_rank": "add a fully connected residual over the encoder's whole input-size feature map, through this many "
                       "units (global and position-aware; helps aligned faces)",
         "pixel_loss": "mse (as MMEditing's GLEAN) or l1",
-        "extra_crops": "extra framings of the training images, comma-separated crop policies (e.g. center)",
+        "extra_crops": "extra framings of the training images, comma-separated crop policies: center (faces: the photo's centre "
+                       "square), start,end (the two ends of a landscape or portrait image)",
         "no_bank": "train the bank-less baseline (zeros instead of bank features) for comparisons",
         "val_images": "validation images for intermediate metrics (all at the end)",
     }, skip=("progress",))

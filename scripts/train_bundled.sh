@@ -29,6 +29,7 @@ case $PROFILE in
   cpu64-psnr)
     RES=64; SCALES=${SCALES:-"8 16"}; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
     EXTRA=""; [ "$CATEGORY" = faces ] && EXTRA="--extra-crops center"  # also the centre squares of the photos
+    [ "$CATEGORY" = bedrooms ] && EXTRA="--extra-crops start,end"  # 3:2 photos, 400 of them: their two end squares too
     [ -n "${DENSE_RANK:-}" ] && EXTRA="$EXTRA --dense-rank $DENSE_RANK"  # a global, position-aware layer at the input size
     GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --decoder-width 64 --bicubic-skip
            --pixel-loss l1 --perceptual-weight 0 --gan-weight 0 --batch-size 32 --lr 3e-4 --mixed-precision bf16

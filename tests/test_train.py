@@ -157,6 +157,12 @@ def test_crop_policies_and_grayscale(tmp_path):
     assert square_crop(img, "center").size == (178, 178)
     assert square_crop(img, "face").size == (150, 150)
     assert square_crop(Image.new("RGB", (40, 20)), "pad").size == (40, 40)
+    wide, tall = Image.new("L", (30, 20)), Image.new("L", (20, 30))
+    wide.putpixel((0, 0), 1), wide.putpixel((29, 19), 2), tall.putpixel((0, 0), 1), tall.putpixel((19, 29), 2)
+    for img in (wide, tall):  # the two ends of the long side, at the centre crop's scale
+        start, end = square_crop(img, "start"), square_crop(img, "end")
+        assert start.size == end.size == (20, 20)
+        assert start.getpixel((0, 0)) == 1 and end.getpixel((19, 19)) == 2
     synthetic_images(tmp_path / "gray", 3, mode="L")
     packed = PackedImages.from_files(split_files(tmp_path / "gray")[0] or [], 8, "center", progress=False)
     assert packed.hr.shape[1:] == (3, 8, 8) and packed.grayscale_fraction == 1.0

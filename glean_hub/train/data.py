@@ -10,7 +10,10 @@ Crop policies (written into the model config as `crop_policy`):
   but every crop shows the car body at the same scale; padding would teach mirrored borders);
 - face:   CelebA-aligned crops (178x218, eyes at y~110): a square of 0.84 x width centred at
           (0.5 w, 0.55 h), i.e. 150 px around (89, 120), so the face fills the frame;
-- pad:    reflect-pad to a square (keeps everything, adds mirrored borders).
+- pad:    reflect-pad to a square (keeps everything, adds mirrored borders);
+- start, end: the left (top) and right (bottom) squares of a landscape (portrait) image: extra training
+          framings (`--extra-crops start,end`) with the centre crop's scale, so a 3:2 photo gives three
+          different crops instead of one.
 """
 
 from __future__ import annotations
@@ -46,12 +49,16 @@ def square_crop(img: Image.Image, policy: str) -> Image.Image:
         left = min(max(round(cx * w - s / 2), 0), w - s)
         top = min(max(round(cy * h - s / 2), 0), h - s)
         return img.crop((left, top, left + s, top + s))
+    if policy in ("start", "end"):
+        s = min(w, h)
+        offset = 0 if policy == "start" else max(w, h) - s
+        return img.crop((offset, 0, offset + s, s) if w >= h else (0, offset, s, offset + s))
     if policy == "pad":
         s = max(w, h)
         arr = np.asarray(img)
         pad = [((s - h) // 2, s - h - (s - h) // 2), ((s - w) // 2, s - w - (s - w) // 2)] + [(0, 0)] * (arr.ndim - 2)
         return Image.fromarray(np.pad(arr, pad, mode="reflect"))
-    raise ValueError(f"crop policy must be 'center', 'face' or 'pad', got {policy!r}")
+    raise ValueError(f"crop policy must be 'center', 'face', 'pad', 'start' or 'end', got {policy!r}")
 
 
 def default_crop_policy(requested: str | None, category: str | None) -> str:
