@@ -101,7 +101,7 @@ def _sections(facts: CardFacts) -> str:
 
 
 def _variant(c: GLEANConfig) -> str:
-    """What differs from the official architecture (decoder widths, bicubic skip, dense layer), as one sentence; '' if nothing."""
+    """What differs from the official architecture (decoder widths, bicubic skip, dense layer, decoder activations), as one sentence; '' if nothing."""
     parts = []
     if c.decoder_width is not None:
         parts.append(f"its pixel-shuffle stages are {c.decoder_width} channels wide")
@@ -109,6 +109,8 @@ def _variant(c: GLEANConfig) -> str:
         parts.append("the output is added to the MATLAB-bicubic upscale of the input (the network predicts the residual)")
     if c.dense_rank:
         parts.append(f"the encoder's {c.in_size}x{c.in_size} feature gets a fully connected residual through {c.dense_rank} units")
+    if c.decoder_activation:
+        parts.append("each pixel-shuffle stage is followed by a LeakyReLU")
     return ("\nUnlike the official models, " + " and ".join(parts) + ".") if parts else ""
 
 

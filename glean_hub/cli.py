@@ -321,6 +321,8 @@ def add_train(sub) -> None:
         "bicubic_skip": "add the MATLAB-bicubic upscale of the input to the output (the network learns the residual)",
         "dense_rank": "add a fully connected residual over the encoder's whole input-size feature map, through this many "
                       "units (global and position-aware; helps aligned faces)",
+        "decoder_activation": "LeakyReLU after each pixel-shuffle stage (the official decoder is linear but for its last "
+                              "conv and the bank's features)",
         "pixel_loss": "mse (as MMEditing's GLEAN) or l1",
         "extra_crops": "extra framings of the training images, comma-separated crop policies: center (faces: the photo's centre "
                        "square), start,end (the two ends of a landscape or portrait image)",

@@ -236,7 +236,7 @@ class GLEANConfig(_JsonConfig):
     """GLEAN: RRDB encoder -> frozen StyleGAN2 bank with fused features -> pixel-shuffle decoder."""
 
     kind: ClassVar[str] = "glean"
-    added_later: ClassVar[frozenset[str]] = frozenset({"decoder_width", "bicubic_skip", "dense_rank"})
+    added_later: ClassVar[frozenset[str]] = frozenset({"decoder_width", "bicubic_skip", "dense_rank", "decoder_activation"})
 
     in_size: int  # side of the low-resolution input, a power of two >= 4
     bank: BankConfig  # the latent bank; bank.out_size is the output side
@@ -248,6 +248,8 @@ class GLEANConfig(_JsonConfig):
     bicubic_skip: bool = False  # add the MATLAB-bicubic upscale of the input to the output (official: False)
     dense_rank: int | None = None  # a fully connected residual over the whole in_size feature map, through this
     #   many units (global and position-aware, as a plain CNN's dense layer); None: off (official)
+    decoder_activation: bool = False  # LeakyReLU(0.2) after each pixel-shuffle stage (official: none, the decoder
+    #   is linear but for its last conv and the bank's features)
     use_bank: bool = True  # False: ablation without the bank (decoder gets zeros), the "bank-less baseline"
     # metadata: how to feed the model (the pipeline reads these, never hard-coded numbers)
     category: str | None = None  # "faces", "cats", "cars", "bedrooms", "towers", or None
@@ -275,6 +277,7 @@ class GLEANConfig(_JsonConfig):
                                               and self.decoder_width >= 1),
                f"decoder_width must be null or a positive integer, got {self.decoder_width!r}")
         _check(isinstance(self.bicubic_skip, bool), f"bicubic_skip must be true or false, got {self.bicubic_skip!r}")
+        _check_bool("decoder_activation", self.decoder_activation)
         if self.dense_rank is not None:
             _check_int("dense_rank", self.dense_rank, 1, MAX_WIDTH)
         _check_int("num_rrdbs", self.num_rrdbs, 0, MAX_NUM_RRDBS)

@@ -8,8 +8,9 @@ numerics; `tests/test_golden.py` checks this against outputs of the official imp
           features at sides 2s ... out_size are kept
     decoder: f_s -> pixel-shuffle x2 -> cat with bank feature -> ... -> conv -> [N,3,S,S]
     (+ MATLAB-bicubic upscale of lr when config.bicubic_skip; pixel-shuffle widths config.decoder_width
-    when set; a low-rank fully connected residual on f_s when config.dense_rank: options of the small
-    CPU-trained models, off in the official ones)
+    when set; a low-rank fully connected residual on f_s when config.dense_rank; LeakyReLU after each
+    pixel shuffle when config.decoder_activation: options of the small CPU-trained models, off in the
+    official ones)
 """
 
 from __future__ import annotations
@@ -27,15 +28,17 @@ from .stylegan2 import StyleGAN2Generator
 
 
 class PixelShufflePack(nn.Module):
-    """3x3 conv to 4x the output channels, then pixel shuffle x2. No activation."""
+    """3x3 conv to 4x the output channels, then pixel shuffle x2; LeakyReLU(0.2) after it if `activate`
+    (the official decoder has none: it is linear up to its last conv but for the bank's features)."""
 
-    def __init__(self, in_channels: int, out_channels: int, scale: int = 2):
+    def __init__(self, in_channels: int, out_channels: int, scale: int = 2, activate: bool = False):
         super().__init__()
-        self.scale = scale
+        self.scale, self.activate = scale, activate
         self.upsample_conv = nn.Conv2d(in_channels, out_channels * scale * scale, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, I, H, W] -> [N, O, 2H, 2W]
-        return F.pixel_shuffle(self.upsample_conv(x), self.scale)
+        out = F.pixel_shuffle(self.upsample_conv(x), self.scale)
+        return F.leaky_relu(out, 0.2) if self.activate else out
 
 
 class GlobalDense(nn.Module):
@@ -119,7 +122,7 @@ class GLEAN(nn.Module):
             res = 2**log_res
             in_channels = ch(res) if res == c.in_size else self.decoder_width(res) + ch(res)
             if res < c.out_size:
-                self.decoder.append(PixelShufflePack(in_channels, self.decoder_width(2 * res)))
+                self.decoder.append(PixelShufflePack(in_channels, self.decoder_width(2 * res), activate=c.decoder_activation))
             else:
                 self.decoder.append(
                     nn.Sequential(

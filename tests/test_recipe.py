@@ -49,9 +49,21 @@ def test_bicubic_skip_adds_the_matlab_upscale_and_icnr_starts_at_bicubic():
         torch.testing.assert_close(model(x), up)  # the last conv starts at zero: exactly bicubic
 
 
-def test_icnr_makes_every_pixel_shuffle_output_constant_over_its_sub_pixels():
+def test_decoder_activation_makes_the_pixel_shuffle_stages_nonlinear():
     torch.manual_seed(0)
-    model = GLEAN(tiny_config())
+    linear, act = GLEAN(recipe_config()).eval(), GLEAN(recipe_config(decoder_activation=True)).eval()
+    act.load_state_dict(linear.state_dict())  # no new weights
+    x = torch.randn(1, act.decoder[0].upsample_conv.in_channels, 8, 8)
+    with torch.no_grad():
+        y, z = linear.decoder[0](x), act.decoder[0](x)
+    torch.testing.assert_close(z, torch.where(y > 0, y, 0.2 * y))
+    assert (y < 0).any()
+
+
+@pytest.mark.parametrize("activate", [False, True])
+def test_icnr_makes_every_pixel_shuffle_output_constant_over_its_sub_pixels(activate):
+    torch.manual_seed(0)
+    model = GLEAN(tiny_config(decoder_activation=activate))
     init_decoder(model)
     block = model.decoder[0]
     with torch.no_grad():
@@ -84,11 +96,12 @@ def test_a_config_written_before_the_recipe_options_loads_with_them_off(tmp_path
     model = GLEAN(tiny_config())
     model.save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    for key in ("decoder_width", "bicubic_skip", "dense_rank"):
+    for key in ("decoder_width", "bicubic_skip", "dense_rank", "decoder_activation"):
         del config[key]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     again = GLEAN.from_pretrained(str(tmp_path / "m"))
-    assert (again.config.decoder_width, again.config.bicubic_skip, again.config.dense_rank) == (None, False, None)
+    c = again.config
+    assert (c.decoder_width, c.bicubic_skip, c.dense_rank, c.decoder_activation) == (None, False, None, False)
     del config["num_rrdbs"]  # any other key is still required
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match=r"missing \['num_rrdbs'\]"):
@@ -96,10 +109,10 @@ def test_a_config_written_before_the_recipe_options_loads_with_them_off(tmp_path
 
 
 @pytest.mark.parametrize("use_bank", [True, False])
-@pytest.mark.parametrize("dense_rank", [None, 8])
-def test_fast_path_equals_reference_with_the_recipe(use_bank, dense_rank):
+@pytest.mark.parametrize("dense_rank, decoder_activation", [(None, False), (8, True)])
+def test_fast_path_equals_reference_with_the_recipe(use_bank, dense_rank, decoder_activation):
     torch.manual_seed(0)
-    model = GLEAN(recipe_config(use_bank=use_bank, dense_rank=dense_rank)).eval()
+    model = GLEAN(recipe_config(use_bank=use_bank, dense_rank=dense_rank, decoder_activation=decoder_activation)).eval()
     if dense_rank:
         torch.nn.init.normal_(model.encoder[0][-1].up.weight, std=0.05)
     x = torch.rand(3, 3, 8, 8) * 2 - 1
@@ -109,7 +122,7 @@ def test_fast_path_equals_reference_with_the_recipe(use_bank, dense_rank):
 
 @pytest.mark.parametrize("field, value", [("decoder_width", 0), ("decoder_width", 2.5), ("decoder_width", True),
                                           ("bicubic_skip", "yes"), ("bicubic_skip", 1), ("dense_rank", 0),
-                                          ("dense_rank", 1.5), ("dense_rank", "8")])
+                                          ("dense_rank", 1.5), ("dense_rank", "8"), ("decoder_activation", 1)])
 def test_recipe_fields_are_checked(field, value):
     with pytest.raises(ConfigError, match=field):
         tiny_config().replace(**{field: value})

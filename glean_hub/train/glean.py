@@ -63,6 +63,7 @@ class GLEANTrainArgs:
     decoder_width: int | None = None  # width of the pixel-shuffle stages; None: the bank's widths (official)
     bicubic_skip: bool = False  # learn the residual over the MATLAB-bicubic upscale (not in the official models)
     dense_rank: int | None = None  # low-rank fully connected residual on the encoder's in_size feature (not official)
+    decoder_activation: bool = False  # LeakyReLU after each pixel-shuffle stage (not official)
     extra_crops: str = ""  # more training framings, comma-separated crop policies (e.g. "center" for faces)
     no_bank: bool = False  # train the bank-less baseline (same encoder/decoder, zeros instead of bank features)
     seed: int = 0
@@ -116,7 +117,8 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     config = GLEANConfig(
         in_size=res // args.scale, bank=bank.config, rrdb_channels=args.rrdb_channels, num_rrdbs=args.num_rrdbs,
         rrdb_growth=args.rrdb_growth, decoder_channels=args.decoder_channels, decoder_width=args.decoder_width,
-        bicubic_skip=args.bicubic_skip, dense_rank=args.dense_rank, use_bank=not args.no_bank,
+        bicubic_skip=args.bicubic_skip, dense_rank=args.dense_rank,
+        decoder_activation=args.decoder_activation, use_bank=not args.no_bank,
         category=category, degradation=args.degradation, crop_policy=policy, bank_id=bank_id, bank_sha256=bank.sha256,
     )
 
