@@ -208,7 +208,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
                         f"({f['GLEAN'] - f['bicubic']:+.2f} dB)")
         verdict += (f". Periodic (pixel-shuffle grid) energy: {metrics['GLEAN']['grid_dB']:+.1f} dB over the ground truth's "
                     f"(bicubic {metrics['bicubic']['grid_dB']:+.1f} dB; a visible grid is several dB)")
-        recipe = (f"losses: pixel {a.get('pixel_loss', 'mse').upper()} {a['pixel_weight']}, perceptual {a['perceptual_weight']}, "
+        recipe = (f"losses: pixel {a.get('pixel_loss', 'mse').upper()} {a['pixel_weight']}"
+                  + (f" (MSE from step {a['mse_from']})" if a.get("mse_from") is not None else "") + f", perceptual {a['perceptual_weight']}, "
                   f"GAN {a['gan_weight']}; batch {a['batch_size']}, Adam lr {a['lr']} with cosine decay, mixed precision "
                   f"{a['mixed_precision']}" + ("; the network learns the residual over the MATLAB-bicubic upscale" if a.get("bicubic_skip") else "")
                   + (f"; extra training framings: {a['extra_crops']}" if a.get("extra_crops") else ""))

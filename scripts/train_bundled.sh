@@ -32,6 +32,7 @@ case $PROFILE in
     [ "$CATEGORY" = bedrooms ] && EXTRA="--extra-crops start,end"  # 3:2 photos, 400 of them: their two end squares too
     [ -n "${DENSE_RANK:-}" ] && EXTRA="$EXTRA --dense-rank $DENSE_RANK"  # a global, position-aware layer at the input size
     [ "${DECODER_ACT:-0}" = 1 ] && EXTRA="$EXTRA --decoder-activation"  # a nonlinear decoder
+    [ -n "${MSE_FROM:-}" ] && EXTRA="$EXTRA --mse-from $MSE_FROM"  # L1 first, then MSE (the mean: what PSNR rewards)
     GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --decoder-width 64 --bicubic-skip
            --pixel-loss l1 --perceptual-weight 0 --gan-weight 0 --batch-size 32 --lr 3e-4 --mixed-precision bf16
            --steps ${GLEAN_STEPS:-800} --cache-dir $RUNS/cache $EXTRA"

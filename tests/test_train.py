@@ -194,10 +194,14 @@ def test_training_with_the_recipe_flags(bank_run, data, tmp_path):
     args = ["--bank", str(bank_run / "bank"), "--data", str(data), "--scale", "4", "--steps", "3", "--rrdb-channels", "8",
             "--num-rrdbs", "1", "--rrdb-growth", "8", "--decoder-channels", "8", "--batch-size", "2", "--no-progress",
             "--decoder-width", "12", "--bicubic-skip", "--pixel-loss", "l1", "--gan-weight", "0", "--perceptual-weight", "0",
-            "--extra-crops", "pad", "--mixed-precision", "bf16", "--out", str(tmp_path / "r")]
+            "--extra-crops", "pad", "--mixed-precision", "bf16", "--dense-rank", "4", "--decoder-activation",
+            "--mse-from", "2", "--log-every", "1", "--out", str(tmp_path / "r")]
     assert main(["train", *args]) == 0
     model = GLEAN.from_pretrained(str(tmp_path / "r" / "model"))
-    assert model.config.decoder_width == 12 and model.config.bicubic_skip
+    c = model.config
+    assert c.decoder_width == 12 and c.bicubic_skip and c.dense_rank == 4 and c.decoder_activation
     training = json.loads((tmp_path / "r" / "training.json").read_text())
     assert training["args"]["pixel_loss"] == "l1" and training["args"]["extra_crops"] == "pad"
-    assert "pixel l1" in (tmp_path / "r" / "model" / "README.md").read_text()
+    assert "pixel l1 1.0 (MSE from step 2)" in (tmp_path / "r" / "model" / "README.md").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert rows[2]["pixel"] < 0.5 * min(rows[0]["pixel"], rows[1]["pixel"])  # MSE from step 2: squares of errors ~0.1

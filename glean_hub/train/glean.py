@@ -53,6 +53,8 @@ class GLEANTrainArgs:
     warmup: int = 0
     pixel_weight: float = 1.0
     pixel_loss: str = "mse"  # "mse" (MMEditing's GLEAN) or "l1" (PSNR-oriented training converges faster)
+    mse_from: int | None = None  # switch the pixel loss to MSE from this step (L1 converges faster; MSE then aims
+    #   at the mean of the plausible images, which is what PSNR rewards)
     perceptual_weight: float = 1e-2
     gan_weight: float = 1e-2
     vgg_weights: Path | None = None  # torchvision vgg19 state dict; default perceptual term: D feature matching
@@ -175,7 +177,8 @@ def train_glean(args: GLEANTrainArgs) -> Path:
         facts = CardFacts(
             data=f"{len(train)} training / {len(val)} validation images from `{Path(args.data).name}`, "
             f"{policy} square crops at {res}px; LR: {args.degradation}",
-            training=f"{step} steps x {args.batch_size * world} images; losses pixel {args.pixel_loss} {args.pixel_weight}, "
+            training=f"{step} steps x {args.batch_size * world} images; losses pixel {args.pixel_loss} {args.pixel_weight}"
+            + (f" (MSE from step {args.mse_from})" if args.mse_from is not None else "") + ", "
             f"perceptual {args.perceptual_weight} ({'VGG19' if perceptual else 'discriminator features'}), GAN {args.gan_weight}",
             metrics={k: {m: v for m, v in metrics[k].items()} for k in ("glean", "bicubic")} if metrics else {},
         )
@@ -205,7 +208,8 @@ def train_glean(args: GLEANTrainArgs) -> Path:
         D.requires_grad_(False)
         with acc.autocast():
             sr = model(lr)
-            pixel = PIXEL_LOSSES[args.pixel_loss](sr.float(), hr)
+            pixel_loss = "mse" if args.mse_from is not None and step >= args.mse_from else args.pixel_loss
+            pixel = PIXEL_LOSSES[pixel_loss](sr.float(), hr)
             if use_d:
                 fake_logits, fake_feats = D(sr, return_features=True)
             if perceptual is not None:
@@ -238,7 +242,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
                        d_loss=d_loss.item(), lr=g_opt.param_groups[0]["lr"], img_per_s=meter.rate())
             log.write(**row)
             shown = {"pix": f"{row['pixel']:.4f}"}
-            if args.pixel_loss == "mse":  # the batch PSNR in [-1, 1] units (range 2)
+            if pixel_loss == "mse":  # the batch PSNR in [-1, 1] units (range 2)
                 shown["psnr"] = f"{10 * np.log10(4 / max(row['pixel'], 1e-10)):.1f}"
             bar.set_postfix(**shown)
         if acc.is_main_process and (step + 1) % args.sample_every == 0:
