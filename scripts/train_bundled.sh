@@ -5,7 +5,10 @@
 #
 # PROFILE  cpu64  : the stopgap models trained on 2 CPU cores (64x64 output, 8x and 16x)
 #          cpu64-psnr : the bundled 64 px GLEAN models on the bundled banks (glean_hub/weights/bank-*-64):
-#                   bicubic skip, 64-wide decoder, L1 only (PSNR-first), batch 32, bf16 autocast
+#                   bicubic skip, 64-wide decoder with a LeakyReLU after each pixel shuffle (DECODER_ACT=1),
+#                   a rank-256 dense layer at the input size (DENSE_RANK=256; empty: none), L1 then MSE for
+#                   the last 30% of the steps (MSE_FROM=step, none: L1 only), batch 32, bf16 autocast.
+#                   Each model card lists its exact flags (models trained before an option existed lack it).
 #          gpu128 : the target models (128x128 output, 8x and 16x, 32x for faces), one or more GPUs
 # DATA_ROOT defaults to ../shared/data (folders faces/ cats/ cars/ bedrooms/ towers/ with train/ and val/).
 # RUNS defaults to runs/. Every run is resumable: rerun the same command to continue a run that stopped
@@ -19,6 +22,7 @@ RUNS=${4:-runs}
 LAUNCH=${LAUNCH:-python -m}
 MINUTES=${MINUTES:-600}   # wall-clock cap per call; rerun to continue
 BASELINES=${BASELINES:-1} # 0: skip the bank-less baselines (only needed for the model cards' comparison); only: just them
+                          # (cpu64-psnr: the same network without the bank, and scripts/plain_cnn.py's plain CNN)
 
 case $PROFILE in
   cpu64)
@@ -28,14 +32,16 @@ case $PROFILE in
     ;;
   cpu64-psnr)
     RES=64; SCALES=${SCALES:-"8 16"}; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
-    EXTRA=""; [ "$CATEGORY" = faces ] && EXTRA="--extra-crops center"  # also the centre squares of the photos
-    [ "$CATEGORY" = bedrooms ] && EXTRA="--extra-crops start,end"  # 3:2 photos, 400 of them: their two end squares too
-    [ -n "${DENSE_RANK:-}" ] && EXTRA="$EXTRA --dense-rank $DENSE_RANK"  # a global, position-aware layer at the input size
-    [ "${DECODER_ACT:-0}" = 1 ] && EXTRA="$EXTRA --decoder-activation"  # a nonlinear decoder
-    [ -n "${MSE_FROM:-}" ] && EXTRA="$EXTRA --mse-from $MSE_FROM"  # L1 first, then MSE (the mean: what PSNR rewards)
+    CROPS=""; [ "$CATEGORY" = faces ] && CROPS="--extra-crops center"  # also the centre squares of the photos
+    [ "$CATEGORY" = bedrooms ] && CROPS="--extra-crops start,end"  # 3:2 photos, 400 of them: their two end squares too
+    EXTRA=$CROPS
+    STEPS=${GLEAN_STEPS:-800}; DENSE_RANK=${DENSE_RANK-256}; MSE_FROM=${MSE_FROM:-$((STEPS * 7 / 10))}
+    [ -n "$DENSE_RANK" ] && EXTRA="$EXTRA --dense-rank $DENSE_RANK"  # a global, position-aware layer at the input size
+    [ "${DECODER_ACT:-1}" = 1 ] && EXTRA="$EXTRA --decoder-activation"  # a nonlinear decoder
+    [ "$MSE_FROM" != none ] && EXTRA="$EXTRA --mse-from $MSE_FROM"  # L1 first, then MSE (the mean: what PSNR rewards)
     GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --decoder-width 64 --bicubic-skip
            --pixel-loss l1 --perceptual-weight 0 --gan-weight 0 --batch-size 32 --lr 3e-4 --mixed-precision bf16
-           --steps ${GLEAN_STEPS:-800} --cache-dir $RUNS/cache $EXTRA"
+           --steps $STEPS --cache-dir $RUNS/cache $EXTRA"
     ;;
   gpu128)
     RES=128; SCALES="8 16"; [ "$CATEGORY" = faces ] && SCALES="8 16 32"
@@ -64,5 +70,9 @@ for S in $SCALES; do
   [ "$BASELINES" = only ] || run "$RUNS/glean-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN
   if [ "$BASELINES" != 0 ]; then  # the same losses and steps, zeros instead of bank features
     run "$RUNS/baseline-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN --no-bank
+    if [ "$PROFILE" = cpu64-psnr ] && [ ! -f "$RUNS/plain-$CATEGORY-${S}x-$RES/metrics.json" ]; then  # as many images
+      python scripts/plain_cnn.py --category "$CATEGORY" --scale $S --steps $STEPS --data "$(dirname "$DATA")" $CROPS \
+        --cache-dir "$RUNS/cache" --out "$RUNS/plain-$CATEGORY-${S}x-$RES"
+    fi
   fi
 done
