@@ -23,6 +23,7 @@ repo's history); banks are packaged only with --banks.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import hashlib
 import json
 import shutil
@@ -182,10 +183,15 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             continue
         out_dir = WEIGHTS_DIR / entry.bundled
         grid = cards_dir / f"{entry.bundled}-samples.png"
-        previous = [GLEAN.from_pretrained(str(out_dir))] if (out_dir / "config.json").is_file() else []
-        example_grid(previous + [packaged], res, grid)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        shutil.copytree(staged, out_dir)
+        same_weights = (out_dir / "model.safetensors").is_file() and filecmp.cmp(
+            staged / "model.safetensors", out_dir / "model.safetensors", shallow=False)
+        if same_weights and grid.is_file():  # --force on the bundled run itself: new card, same weights and grid
+            previous = [True]  # the grid still compares these weights with the model they replaced
+        else:
+            previous = [GLEAN.from_pretrained(str(out_dir))] if (out_dir / "config.json").is_file() else []
+            example_grid(previous + [packaged], res, grid)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.copytree(staged, out_dir)
 
         order = sorted(range(len(val)), key=lambda i: m["per_image_psnr"][i])
         cases = lambda idx: ", ".join(f"{val.names[i]} {m['per_image_psnr'][i]:.1f} dB" for i in idx)  # noqa: E731, B023
@@ -272,7 +278,8 @@ def main() -> None:
     parser.add_argument("--tag", default="64", help="run folders glean-<c>-<S>x-<TAG> (cpu64-psnr runs: 64-psnr)")
     parser.add_argument("--banks", action="store_true", help="also package the bank runs bank-<c>-<R> (default: keep the bundled banks)")
     parser.add_argument("--hardware", default="a 2-core CPU", help="what the card says the models were trained on")
-    parser.add_argument("--force", action="store_true", help="package models even where they do not beat the bundled ones")
+    parser.add_argument("--force", action="store_true", help="package models even where they do not beat the bundled ones "
+                        "(on the bundled models' own runs: rewrites their cards and metrics, keeps weights and grids)")
     args = parser.parse_args()
     cards_dir = ROOT / "model_cards"
     cards_dir.mkdir(exist_ok=True)
