@@ -111,7 +111,7 @@ def _variant(c: GLEANConfig) -> str:
         parts.append(f"the encoder's {c.in_size}x{c.in_size} feature gets a fully connected residual through {c.dense_rank} units")
     if c.decoder_activation:
         parts.append("each pixel-shuffle stage is followed by a LeakyReLU")
-    return ("\nUnlike the official models, " + " and ".join(parts) + ".") if parts else ""
+    return ("\nUnlike the official models, " + "; ".join(parts) + ".") if parts else ""
 
 
 def glean_card(config: GLEANConfig, facts: CardFacts | None = None, repo_id: str | None = None) -> str:
