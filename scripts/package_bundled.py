@@ -203,6 +203,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             vs = metrics["GLEAN"]["PSNR"] - metrics[NO_BANK]["PSNR"]
             verdict += (f"; the bank adds {vs:+.2f} dB over the same encoder-decoder trained without it" if vs > 0 else
                         f"; the bank is NOT earning its place: the same encoder-decoder trained without it is {-vs:.2f} dB better")
+        else:
+            verdict += "; no bank-less baseline was trained with this model's budget"
         if PLAIN_CNN in metrics:
             vs = metrics["GLEAN"]["PSNR"] - metrics[PLAIN_CNN]["PSNR"]
             verdict += (f"; it is {vs:.2f} dB above a plain CNN without a bank (4 residual blocks and a dense layer, "
