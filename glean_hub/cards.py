@@ -101,7 +101,7 @@ def _sections(facts: CardFacts) -> str:
 
 
 def _variant(c: GLEANConfig) -> str:
-    """What differs from the official architecture (decoder widths, bicubic skip, dense layer, decoder activations), as one sentence; '' if nothing."""
+    """What differs from the official architecture (the recipe options of config.py), as one sentence; '' if nothing."""
     parts = []
     if c.decoder_width is not None:
         parts.append(f"its pixel-shuffle stages are {c.decoder_width} channels wide")
