@@ -37,8 +37,8 @@ case $PROFILE in
     STEPS=${GLEAN_STEPS:-800}
     # the three options below measured better for faces (8x +0.28 dB, 16x +0.12) and worse for towers (8x -0.2 dB:
     # the dense layer overfits 1,066 unaligned images?), so they default on for faces only
-    if [ "$CATEGORY" = faces ]; then ON=1; else ON=0; fi
-    DENSE_RANK=${DENSE_RANK-$([ $ON = 1 ] && echo 256)}; MSE_FROM=${MSE_FROM:-$([ $ON = 1 ] && echo $((STEPS * 7 / 10)) || echo none)}
+    if [ "$CATEGORY" = faces ]; then ON=1 DEF_RANK=256 DEF_MSE=$((STEPS * 7 / 10)); else ON=0 DEF_RANK="" DEF_MSE=none; fi
+    DENSE_RANK=${DENSE_RANK-$DEF_RANK}; MSE_FROM=${MSE_FROM:-$DEF_MSE}
     [ -n "$DENSE_RANK" ] && EXTRA="$EXTRA --dense-rank $DENSE_RANK"  # a global, position-aware layer at the input size
     [ "${DECODER_ACT:-$ON}" = 1 ] && EXTRA="$EXTRA --decoder-activation"  # a nonlinear decoder
     [ "$MSE_FROM" != none ] && EXTRA="$EXTRA --mse-from $MSE_FROM"  # L1 first, then MSE (the mean: what PSNR rewards)
