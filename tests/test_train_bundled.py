@@ -1,0 +1,36 @@
+"""scripts/train_bundled.sh builds the commands of the bundled models (run with LAUNCH=echo: nothing trains)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_bundled.sh"
+
+
+def commands(category: str, tmp_path: Path, **env) -> list[str]:
+    run = subprocess.run(["bash", str(SCRIPT), "cpu64-psnr", category, str(tmp_path / "data"), str(tmp_path / "runs")],
+                         env={**os.environ, "LAUNCH": "echo", "BASELINES": "0", **env}, capture_output=True, text=True,
+                         timeout=60, cwd=SCRIPT.parent.parent)
+    assert run.returncode == 0, run.stderr
+    return [line for line in run.stdout.splitlines() if line.startswith("glean_hub.cli train")]
+
+
+@pytest.mark.parametrize("category", ["faces", "cats", "cars", "bedrooms", "towers"])
+def test_every_category_gets_its_training_commands(category, tmp_path):
+    lines = commands(category, tmp_path, GLEAN_STEPS="1000")
+    assert [f"--scale {s} " in line for line, s in zip(lines, (8, 16))] == [True, True]
+    faces = category == "faces"  # the dense layer, activations and MSE tail measured better for faces only
+    for line in lines:
+        assert ("--dense-rank 256" in line, "--decoder-activation" in line, "--mse-from 700" in line) == (faces,) * 3
+        assert ("--extra-crops center" in line) == faces
+
+
+def test_environment_overrides_the_recipe_defaults(tmp_path):
+    (line,) = commands("towers", tmp_path, SCALES="8", DENSE_RANK="64", DECODER_ACT="1", MSE_FROM="5")
+    assert "--dense-rank 64" in line and "--decoder-activation" in line and "--mse-from 5" in line
+    (line,) = commands("faces", tmp_path, SCALES="16", DENSE_RANK="", DECODER_ACT="0", MSE_FROM="none")
+    assert "--dense-rank" not in line and "--decoder-activation" not in line and "--mse-from" not in line
