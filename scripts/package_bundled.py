@@ -186,9 +186,10 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         same_weights = (out_dir / "model.safetensors").is_file() and filecmp.cmp(
             staged / "model.safetensors", out_dir / "model.safetensors", shallow=False)
         if same_weights and grid.is_file():  # --force on the bundled run itself: new card, same weights and grid
-            previous = [True]  # the grid still compares these weights with the model they replaced
+            replaces_a_model = True  # the grid still compares these weights with the model they replaced
         else:
             previous = [GLEAN.from_pretrained(str(out_dir))] if (out_dir / "config.json").is_file() else []
+            replaces_a_model = bool(previous)
             example_grid(previous + [packaged], res, grid)
             shutil.rmtree(out_dir, ignore_errors=True)
             shutil.copytree(staged, out_dir)
@@ -207,10 +208,9 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             verdict += "; no bank-less baseline was trained with this model's budget"
         if PLAIN_CNN in metrics:
             vs = metrics["GLEAN"]["PSNR"] - metrics[PLAIN_CNN]["PSNR"]
-            verdict += (f"; it is {vs:.2f} dB above a plain CNN without a bank (4 residual blocks and a dense layer, "
-                        "scripts/plain_cnn.py) trained on as many images" if vs > 0 else
-                        f"; a plain CNN without a bank (4 residual blocks and a dense layer, scripts/plain_cnn.py) trained on as "
-                        f"many images is {-vs:.2f} dB better: at this budget the bank is NOT earning its place")
+            plain_cnn = "a plain CNN without a bank (4 residual blocks and a dense layer, scripts/plain_cnn.py) trained on as many images"
+            verdict += (f"; it is {vs:.2f} dB above {plain_cnn}" if vs > 0 else
+                        f"; {plain_cnn} is {-vs:.2f} dB better: at this budget the bank is NOT earning its place")
         for policy, f in framings.items():
             verdict += (f"; on the validation images framed as `{policy}` crops: {f['GLEAN']:.2f} dB vs bicubic {f['bicubic']:.2f} dB "
                         f"({f['GLEAN'] - f['bicubic']:+.2f} dB)")
@@ -233,7 +233,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             limitations=LIMITATIONS[category]
             + f"{verdict}. Validation ({len(val)} images): best PSNR {cases(best)}; worst {cases(worst)}. "
             "These are small models trained on a CPU as a stopgap (64x64 output): they prove the pipeline, not GLEAN's quality. "
-            f"The sample grid ({grid.name}: LR, bicubic, " + ("the previous bundled model, " if previous else "")
+            f"The sample grid ({grid.name}: LR, bicubic, " + ("the previous bundled model, " if replaces_a_model else "")
             + "this model, ground truth) uses the demo's public-domain examples (any category), so no dataset pixels are in the repo.",
         )
         card = glean_card(packaged.config, glean_facts, repo_id=entry.repo_id)

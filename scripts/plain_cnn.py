@@ -36,6 +36,7 @@ from glean_hub.imresize import imresize  # noqa: E402
 from glean_hub.train.augment import random_flip  # noqa: E402
 from glean_hub.train.common import cosine_lr  # noqa: E402
 from glean_hub.train.data import PackedImages, batch_indices, crop_policies, split_files, to_float  # noqa: E402
+from glean_hub.train.glean import icnr_  # noqa: E402
 
 RESOLUTION = 64  # the bundled models' output side
 
@@ -63,10 +64,8 @@ class PlainCNN(nn.Module):
         ups = []
         for _ in range(int(math.log2(out_size // in_size))):
             conv = nn.Conv2d(channels, 4 * channels, 3, 1, 1)
-            with torch.no_grad():  # ICNR: the four sub-pixels start equal (no grid at step 0)
-                sub = torch.empty(channels, channels, 3, 3)
-                nn.init.kaiming_normal_(sub, a=0.2)
-                conv.weight.copy_(sub.repeat_interleave(4, dim=0)), conv.bias.zero_()
+            icnr_(conv)  # the four sub-pixels start equal (no grid at step 0)
+            nn.init.zeros_(conv.bias)
             ups += [conv, nn.PixelShuffle(2), nn.LeakyReLU(0.2)]
         self.up = nn.Sequential(*ups)
         self.last = nn.Conv2d(channels, 3, 3, 1, 1)

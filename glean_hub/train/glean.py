@@ -85,17 +85,25 @@ PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
 @torch.no_grad()
+def icnr_(conv: torch.nn.Conv2d, scale: int = 2) -> None:
+    """ICNR weights (Aitken et al. 2017) for a conv followed by pixel shuffle x`scale`: the scale**2 sub-pixels of
+    each output channel get the same (Kaiming-normal) kernel, so they start equal. The bias is left to the caller."""
+    r2 = scale**2
+    sub = torch.empty(conv.out_channels // r2, *conv.weight.shape[1:])
+    torch.nn.init.kaiming_normal_(sub, a=0.2)
+    conv.weight.copy_(sub.repeat_interleave(r2, dim=0))
+
+
+@torch.no_grad()
 def init_decoder(model: GLEAN) -> None:
-    """ICNR initialisation of the pixel-shuffle convs (Aitken et al. 2017: the four sub-pixels of each
-    output start equal, so the output carries no pixel-shuffle-period grid at step 0); with a bicubic
-    skip, the last conv starts at zero so the untrained model is exactly bicubic."""
+    """ICNR initialisation of the pixel-shuffle convs (`icnr_`, with the bias equal over the sub-pixels too: the
+    output carries no pixel-shuffle-period grid at step 0); with a bicubic skip, the last conv starts at zero
+    so the untrained model is exactly bicubic."""
     for block in model.decoder:
         if isinstance(block, PixelShufflePack):
             conv = block.upsample_conv
             r2 = block.scale**2
-            sub = torch.empty(conv.out_channels // r2, *conv.weight.shape[1:])
-            torch.nn.init.kaiming_normal_(sub, a=0.2)
-            conv.weight.copy_(sub.repeat_interleave(r2, dim=0))
+            icnr_(conv, block.scale)
             conv.bias.copy_(conv.bias.view(-1, r2)[:, :1].expand(-1, r2).reshape(-1))
     if model.config.bicubic_skip:
         last = model.decoder[-1][-1]
