@@ -327,7 +327,8 @@ def add_train(sub) -> None:
         "mse_from": "switch the pixel loss to MSE from this step (L1 converges faster; MSE then aims at the mean of the "
                     "plausible images, which PSNR rewards: +0.06 dB on faces 16x)",
         "extra_crops": "extra framings of the training images, comma-separated crop policies: center (faces: the photo's centre "
-                       "square), start,end (the two ends of a landscape or portrait image)",
+                       "square), start,end (the two ends of a landscape or portrait image), zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br "
+                       "(0.8x squares inside the centre square: more images from a small set)",
         "no_bank": "train the bank-less baseline (zeros instead of bank features) for comparisons",
         "val_images": "validation images for intermediate metrics (all at the end)",
     }, skip=("progress",))

@@ -169,6 +169,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         training = json.loads((run / "training.json").read_text())
         a = training["args"]
         for policy in filter(None, a.get("extra_crops", "").split(",")):
+            if policy.startswith("zoom-"):  # more training images, not a framing users send
+                continue
             other = PackedImages.from_files(val_files, res, policy, cache_dir=runs / "cache", progress=False)
             f = evaluate(packaged, other.hr, other.lr(entry.scale))
             framings[policy] = {"GLEAN": f["glean"]["psnr"], "bicubic": f["bicubic"]["psnr"]}

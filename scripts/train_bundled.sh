@@ -33,6 +33,7 @@ case $PROFILE in
   cpu64-psnr)
     RES=64; SCALES=${SCALES:-"8 16"}; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
     CROPS=""; [ "$CATEGORY" = faces ] && CROPS="--extra-crops center"  # also the centre squares of the photos
+    [ -n "${EXTRA_CROPS:-}" ] && CROPS="--extra-crops $EXTRA_CROPS"  # e.g. zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br
     EXTRA=$CROPS
     STEPS=${GLEAN_STEPS:-800}
     # the three options below measured better for faces (8x +0.28 dB, 16x +0.12) and worse for towers (8x -0.2 dB:

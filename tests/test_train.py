@@ -163,6 +163,15 @@ def test_crop_policies_and_grayscale(tmp_path):
         start, end = square_crop(img, "start"), square_crop(img, "end")
         assert start.size == end.size == (20, 20)
         assert start.getpixel((0, 0)) == 1 and end.getpixel((19, 19)) == 2
+    wide = Image.new("L", (30, 20))  # centre square: x 5..24; zoom squares: 16 px inside it
+    for x, y, v in ((5, 0, 1), (24, 0, 2), (5, 19, 3), (24, 19, 4), (7, 2, 5)):
+        wide.putpixel((x, y), v)
+    corners = {"zoom-tl": (0, 0, 1), "zoom-tr": (15, 0, 2), "zoom-bl": (0, 15, 3), "zoom-br": (15, 15, 4), "zoom-c": (0, 0, 5)}
+    for policy, (x, y, v) in corners.items():
+        crop = square_crop(wide, policy)
+        assert crop.size == (16, 16) and crop.getpixel((x, y)) == v, policy
+    with pytest.raises(ValueError, match="zoom-tl"):
+        square_crop(wide, "zoom-middle")
     synthetic_images(tmp_path / "gray", 3, mode="L")
     packed = PackedImages.from_files(split_files(tmp_path / "gray")[0] or [], 8, "center", progress=False)
     assert packed.hr.shape[1:] == (3, 8, 8) and packed.grayscale_fraction == 1.0

@@ -34,3 +34,5 @@ def test_environment_overrides_the_recipe_defaults(tmp_path):
     assert "--dense-rank 64" in line and "--decoder-activation" in line and "--mse-from 5" in line
     (line,) = commands("faces", tmp_path, SCALES="16", DENSE_RANK="", DECODER_ACT="0", MSE_FROM="none")
     assert "--dense-rank" not in line and "--decoder-activation" not in line and "--mse-from" not in line
+    (line,) = commands("bedrooms", tmp_path, SCALES="8", EXTRA_CROPS="zoom-c,zoom-tl")
+    assert "--extra-crops zoom-c,zoom-tl " in line
