@@ -63,10 +63,25 @@ def metrics_row(m: dict) -> dict:
     return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"], "grid_dB": m["grid_db"]}
 
 
-def plain_metrics(runs: Path, category: str, scale: int, res: int) -> dict | None:
-    """The plain-CNN yardstick's validation numbers (scripts/plain_cnn.py wrote them on the same split), if run."""
-    path = runs / f"plain-{category}-{scale}x-{res}" / "metrics.json"
-    return metrics_row(json.loads(path.read_text())["plain"]) if path.is_file() else None
+def steps_of(run: Path) -> int | None:
+    """The steps a finished run trained (its training.json), None if there is no such run."""
+    path = run / "training.json"
+    return json.loads(path.read_text())["step"] if path.is_file() else None
+
+
+def same_budget(run: Path, steps: int) -> bool:
+    """True if `run` exists and trained as many steps as the GLEAN model it is compared with (else said, and skipped)."""
+    other = steps_of(run)
+    if other is not None and other != steps:
+        print(f"not compared: {run.name} trained {other} steps, the GLEAN model {steps}")
+    return other == steps
+
+
+def plain_metrics(runs: Path, category: str, scale: int, res: int, steps: int) -> dict | None:
+    """The plain-CNN yardstick's validation numbers (scripts/plain_cnn.py wrote them on the same split), if it was
+    run with the GLEAN model's steps."""
+    run = runs / f"plain-{category}-{scale}x-{res}"
+    return metrics_row(json.loads((run / "metrics.json").read_text())["plain"]) if same_budget(run, steps) else None
 
 
 def package_bank(category: str, runs: Path, data_root: Path, cards_dir: Path) -> None:
@@ -158,11 +173,12 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         lr = val.lr(entry.scale)
         m = evaluate(packaged, val.hr, lr)
         metrics = {"GLEAN": metrics_row(m["glean"]), "bicubic": metrics_row(m["bicubic"])}
+        steps = steps_of(run)
         baseline_run = runs / f"baseline-{category}-{entry.scale}x-{tag}"
-        if (baseline_run / "model").is_dir():
+        if same_budget(baseline_run, steps):
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
             metrics[NO_BANK] = metrics_row(b["glean"])
-        plain = plain_metrics(runs, category, entry.scale, res)
+        plain = plain_metrics(runs, category, entry.scale, res, steps)
         if plain:
             metrics[PLAIN_CNN] = plain
         framings = {}  # the validation images framed as in the extra training crops (faces: centre squares of the photos)
