@@ -238,7 +238,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
                   + (f" (MSE from step {a['mse_from']})" if a.get("mse_from") is not None else "") + f", perceptual {a['perceptual_weight']}, "
                   f"GAN {a['gan_weight']}; batch {a['batch_size']}, Adam lr {a['lr']} with cosine decay, mixed precision "
                   f"{a['mixed_precision']}" + ("; the network learns the residual over the MATLAB-bicubic upscale" if a.get("bicubic_skip") else "")
-                  + (f"; extra training framings: {a['extra_crops']}" if a.get("extra_crops") else ""))
+                  + (f"; extra training crops (`--extra-crops`): {a['extra_crops']}" if a.get("extra_crops") else ""))
         bank_text = f"bank: {bank_training['step']} steps, {bank_training['minutes']} minutes" if bank_training else "bank: the bundled one"
         glean_facts = CardFacts(
             license="other", license_name="research-only-data", datasets=[dataset],

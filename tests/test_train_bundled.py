@@ -26,7 +26,8 @@ def test_every_category_gets_its_training_commands(category, tmp_path):
     faces = category == "faces"  # the dense layer, activations and MSE tail measured better for faces only
     for line in lines:
         assert ("--dense-rank 256" in line, "--decoder-activation" in line, "--mse-from 700" in line) == (faces,) * 3
-        assert ("--extra-crops center" in line) == faces
+        crops = {"faces": "center", "bedrooms": "zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br"}.get(category)
+        assert (f"--extra-crops {crops} " in line if crops else "--extra-crops" not in line), line
 
 
 def test_environment_overrides_the_recipe_defaults(tmp_path):
@@ -34,5 +35,7 @@ def test_environment_overrides_the_recipe_defaults(tmp_path):
     assert "--dense-rank 64" in line and "--decoder-activation" in line and "--mse-from 5" in line
     (line,) = commands("faces", tmp_path, SCALES="16", DENSE_RANK="", DECODER_ACT="0", MSE_FROM="none")
     assert "--dense-rank" not in line and "--decoder-activation" not in line and "--mse-from" not in line
-    (line,) = commands("bedrooms", tmp_path, SCALES="8", EXTRA_CROPS="zoom-c,zoom-tl")
+    (line,) = commands("towers", tmp_path, SCALES="8", EXTRA_CROPS="zoom-c,zoom-tl")
     assert "--extra-crops zoom-c,zoom-tl " in line
+    (line,) = commands("bedrooms", tmp_path, SCALES="16", EXTRA_CROPS="")  # how the bundled bedrooms 16x was trained
+    assert "--extra-crops" not in line
