@@ -229,6 +229,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             plain_cnn = "a plain CNN without a bank (4 residual blocks and a dense layer, scripts/plain_cnn.py) trained on as many images"
             verdict += (f"; it is {vs:.2f} dB above {plain_cnn}" if vs > 0 else
                         f"; {plain_cnn} is {-vs:.2f} dB better: at this budget the bank is NOT earning its place")
+        else:
+            verdict += "; no plain CNN was trained with this model's budget"
         for policy, f in framings.items():
             verdict += (f"; on the validation images framed as `{policy}` crops: {f['GLEAN']:.2f} dB vs bicubic {f['bicubic']:.2f} dB "
                         f"({f['GLEAN'] - f['bicubic']:+.2f} dB)")

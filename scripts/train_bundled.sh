@@ -34,7 +34,7 @@ case $PROFILE in
   cpu64-psnr)
     RES=64; SCALES=${SCALES:-"8 16"}; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
     # more training crops: faces also the photos' centre squares; bedrooms (400 photos) five 0.8x squares inside the
-    # centre square (measured on 8x: +0.35 -> +0.46 dB at 1000 steps; towers gained nothing). The bundled bedrooms
+    # centre square (measured on 8x: +0.35 -> +0.52 dB at 1500 steps; towers gained nothing). The bundled bedrooms
     # 16x model predates them: EXTRA_CROPS= SCALES=16 reproduces it.
     case $CATEGORY in
       faces) DEF_CROPS=center ;;
