@@ -173,7 +173,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         lr = val.lr(entry.scale)
         m = evaluate(packaged, val.hr, lr)
         metrics = {"GLEAN": metrics_row(m["glean"]), "bicubic": metrics_row(m["bicubic"])}
-        steps = steps_of(run)
+        training = json.loads((run / "training.json").read_text())
+        a, steps = training["args"], training["step"]
         baseline_run = runs / f"baseline-{category}-{entry.scale}x-{tag}"
         if same_budget(baseline_run, steps):
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
@@ -182,8 +183,6 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         if plain:
             metrics[PLAIN_CNN] = plain
         framings = {}  # the validation images framed as in the extra training crops (faces: centre squares of the photos)
-        training = json.loads((run / "training.json").read_text())
-        a = training["args"]
         for policy in filter(None, a.get("extra_crops", "").split(",")):
             if policy.startswith("zoom-"):  # more training images, not a framing users send
                 continue
