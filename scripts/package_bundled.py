@@ -40,7 +40,7 @@ from glean_hub.cards import CardFacts, bank_card, glean_card  # noqa: E402
 from glean_hub.eval import evaluate  # noqa: E402
 from glean_hub.registry import BANKS, METRICS_FILE, MODELS, NO_BANK, PLAIN_CNN, WEIGHTS_DIR, measured  # noqa: E402
 from glean_hub.train.common import save_grid  # noqa: E402
-from glean_hub.train.data import CROP_POLICY, PackedImages, split_files  # noqa: E402
+from glean_hub.train.data import CROP_POLICY, PackedImages, is_zoom_crop, split_files  # noqa: E402
 
 DATA_TERMS = {
     "faces": ("celeba", "CelebA (img_align_celeba subset, ~200 identities); CelebA terms: non-commercial research only"),
@@ -184,7 +184,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             metrics[PLAIN_CNN] = plain
         framings = {}  # the validation images framed as in the extra training crops (faces: centre squares of the photos)
         for policy in filter(None, a.get("extra_crops", "").split(",")):
-            if policy.startswith("zoom-"):  # more training images, not a framing users send
+            if is_zoom_crop(policy):  # more training images, not a framing users send
                 continue
             other = PackedImages.from_files(val_files, res, policy, cache_dir=runs / "cache", progress=False)
             f = evaluate(packaged, other.hr, other.lr(entry.scale))
@@ -195,8 +195,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         if old and not force and metrics["GLEAN"]["PSNR"] <= old["GLEAN"]["PSNR"]:
             print(f"keep {entry.repo_id}: new {metrics['GLEAN']['PSNR']:.2f} dB <= bundled {old['GLEAN']['PSNR']:.2f} dB")
             kept = evaluate(GLEAN.from_pretrained(str(WEIGHTS_DIR / entry.bundled)), val.hr, lr)  # re-measured, same data
-            rows.append({**old, "GLEAN": metrics_row(kept["glean"]), "bicubic": metrics_row(kept["bicubic"]),
-                         **({PLAIN_CNN: plain} if plain else {})})
+            # the kept model's own comparisons stay: they were measured at its budget, this run's may differ
+            rows.append({**old, "GLEAN": metrics_row(kept["glean"]), "bicubic": metrics_row(kept["bicubic"])})
             continue
         out_dir = WEIGHTS_DIR / entry.bundled
         grid = cards_dir / f"{entry.bundled}-samples.png"

@@ -15,7 +15,7 @@ from glean_hub.cli import main
 from glean_hub.discriminator import StyleGAN2Discriminator
 from glean_hub.errors import GleanError
 from glean_hub.train.bank import BankTrainArgs, train_bank
-from glean_hub.train.data import PackedImages, batch_indices, split_files, square_crop, to_float
+from glean_hub.train.data import PackedImages, batch_indices, is_zoom_crop, split_files, square_crop, to_float
 from glean_hub.train.glean import GLEANTrainArgs, train_glean
 
 TINY_BANK = dict(resolution=16, channel_max=16, channel_multiplier=0.0625, style_channels=16, num_mlps=2, batch_size=4)
@@ -172,6 +172,7 @@ def test_crop_policies_and_grayscale(tmp_path):
         assert crop.size == (16, 16) and crop.getpixel((x, y)) == v, policy
     with pytest.raises(ValueError, match="zoom-tl"):
         square_crop(wide, "zoom-middle")
+    assert all(map(is_zoom_crop, corners)) and not any(map(is_zoom_crop, ("zoom-middle", "center", "face")))
     synthetic_images(tmp_path / "gray", 3, mode="L")
     packed = PackedImages.from_files(split_files(tmp_path / "gray")[0] or [], 8, "center", progress=False)
     assert packed.hr.shape[1:] == (3, 8, 8) and packed.grayscale_fraction == 1.0

@@ -41,6 +41,11 @@ ZOOM_CORNERS = {"c": (0.5, 0.5), "tl": (0, 0), "tr": (1, 0), "bl": (0, 1), "br":
 PACK_INFO = "pack.json"  # written by pack_dataset: the folder holds square crops made with this policy
 
 
+def is_zoom_crop(policy: str) -> bool:
+    """True for the zoom-* policies: more training images from a small set, not a framing users send."""
+    return policy.startswith("zoom-") and policy[5:] in ZOOM_CORNERS
+
+
 def square_crop(img: Image.Image, policy: str) -> Image.Image:
     """A square region of `img` chosen by `policy` (see the module docstring)."""
     w, h = img.size
@@ -58,7 +63,7 @@ def square_crop(img: Image.Image, policy: str) -> Image.Image:
         s = min(w, h)
         offset = 0 if policy == "start" else max(w, h) - s
         return img.crop((offset, 0, offset + s, s) if w >= h else (0, offset, s, offset + s))
-    if policy.startswith("zoom-") and policy[5:] in ZOOM_CORNERS:
+    if is_zoom_crop(policy):
         s, z = min(w, h), round(ZOOM * min(w, h))
         fx, fy = ZOOM_CORNERS[policy[5:]]
         left = (w - s) // 2 + round(fx * (s - z))
