@@ -330,6 +330,8 @@ def add_train(sub) -> None:
                        "square), start,end (the two ends of a landscape or portrait image), zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br "
                        "(0.8x squares inside the centre square: more images from a small set)",
         "no_bank": "train the bank-less baseline (zeros instead of bank features) for comparisons",
+        "init_from": "start the encoder, fusion convs and decoder from this GLEAN model (folder or Hub id, same scale and "
+                     "widths; its bank is not used): fine-tune a small category from a related one",
         "val_images": "validation images for intermediate metrics (all at the end)",
     }, skip=("progress",))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -215,3 +215,16 @@ def test_training_with_the_recipe_flags(bank_run, data, tmp_path):
     assert "pixel l1 1.0 (MSE from step 2)" in (tmp_path / "r" / "model" / "README.md").read_text()
     rows = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert rows[2]["pixel"] < 0.5 * min(rows[0]["pixel"], rows[1]["pixel"])  # MSE from step 2: squares of errors ~0.1
+
+
+def test_init_from_starts_the_encoder_and_decoder_from_another_model(bank_run, data, tmp_path):
+    common = dict(bank=str(bank_run / "bank"), data=data, scale=4, log_every=1, checkpoint_every=100, **TINY_GLEAN)
+    donor = train_glean(GLEANTrainArgs(out=tmp_path / "donor", steps=3, lr=2e-3, **common))
+    start = train_glean(GLEANTrainArgs(out=tmp_path / "tuned", steps=1, lr=0.0, init_from=str(donor), **common))
+    scratch = train_glean(GLEANTrainArgs(out=tmp_path / "scratch", steps=1, lr=0.0, **common))
+    a, b, c = (load_file(f / "model.safetensors") for f in (donor, start, scratch))
+    trainable = [k for k in a if not k.startswith("generator.")]
+    assert trainable and all(torch.equal(a[k], b[k]) for k in a)  # lr 0: exactly the donor's weights, bank included
+    assert not all(torch.equal(a[k], c[k]) for k in trainable)  # (from scratch they differ)
+    with pytest.raises(ValueError, match="--init-from .* differ from this run's"):
+        train_glean(GLEANTrainArgs(out=tmp_path / "x2", steps=1, init_from=str(donor), **{**common, "scale": 2}))

@@ -68,6 +68,7 @@ class GLEANTrainArgs:
     decoder_activation: bool = False  # LeakyReLU after each pixel-shuffle stage (not official)
     extra_crops: str = ""  # more training framings, comma-separated crop policies (e.g. "center" for faces)
     no_bank: bool = False  # train the bank-less baseline (same encoder/decoder, zeros instead of bank features)
+    init_from: str | None = None  # GLEAN folder or Hub id whose encoder, fusion convs and decoder start this run
     seed: int = 0
     mixed_precision: str = "no"
     cpu: bool = False
@@ -92,6 +93,20 @@ def icnr_(conv: torch.nn.Conv2d, scale: int = 2) -> None:
     sub = torch.empty(conv.out_channels // r2, *conv.weight.shape[1:])
     torch.nn.init.kaiming_normal_(sub, a=0.2)
     conv.weight.copy_(sub.repeat_interleave(r2, dim=0))
+
+
+@torch.no_grad()
+def init_from_model(model: GLEAN, source: str) -> None:
+    """Start `model`'s encoder, fusion convs and decoder from the GLEAN model `source` (folder or Hub id), e.g. a
+    related category's: fine-tuning from it needs fewer images than training from scratch. The bank is not copied."""
+    donor = GLEAN.from_pretrained(source).state_dict()
+    ours = {k: v for k, v in model.state_dict().items() if not k.startswith("generator.")}
+    differ = sorted({k for k in ours if k not in donor or donor[k].shape != ours[k].shape}
+                    | {k for k in donor if not k.startswith("generator.") and k not in ours})
+    if differ:
+        raise ValueError(f"--init-from {source}: its encoder/decoder differ from this run's ({len(differ)} tensors, e.g. "
+                         f"{differ[0]}); train with the scale and width flags it was trained with")
+    model.load_state_dict({k: donor[k] for k in ours}, strict=False)
 
 
 @torch.no_grad()
@@ -147,6 +162,8 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     model.generator.load_state_dict(bank.state_dict())
     model.generator.set_fused_modulation(False)
     init_decoder(model)
+    if args.init_from and not args.resume:
+        init_from_model(model, args.init_from)
     D = StyleGAN2Discriminator(bank.config)
     disc_path = fetch(args.bank, DISCRIMINATOR_NAME, HubOptions(), required=False)
     if disc_path is not None:
