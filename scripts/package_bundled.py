@@ -55,7 +55,8 @@ LIMITATIONS = {
     "cats": "Whole-body cats in clutter with the aspect squashed by the source: the bank is weak, and cat faces are not aligned.",
     "cars": "Varied framing; training crops are centre squares, so car fronts and backs are often cut.",
     "bedrooms": "Only 400 training images: the bank barely models bedrooms; treat outputs as a sharpened bicubic.",
-    "towers": "Trained on GRAYSCALE facades: the output is grayscale even for colour inputs.",
+    "towers": "Trained on GRAYSCALE facades: the network super-resolves the luma (Y); a colour input keeps the colour "
+              "(Cb, Cr) of its MATLAB-bicubic upscale, so colour detail is bicubic's and gray stays gray.",
 }
 
 
@@ -63,18 +64,23 @@ def metrics_row(m: dict) -> dict:
     return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"], "grid_dB": m["grid_db"]}
 
 
-def steps_of(run: Path) -> int | None:
-    """The steps a finished run trained (its training.json), None if there is no such run."""
+def budget_of(run: Path) -> tuple[int, str | None] | None:
+    """(steps, the model it started from or None) of a finished run (its training.json), None if there is no such run."""
     path = run / "training.json"
-    return json.loads(path.read_text())["step"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    training = json.loads(path.read_text())
+    return training["step"], training.get("args", {}).get("init_from")
 
 
-def same_budget(run: Path, steps: int) -> bool:
-    """True if `run` exists and trained as many steps as the GLEAN model it is compared with (else said, and skipped)."""
-    other = steps_of(run)
-    if other is not None and other != steps:
-        print(f"not compared: {run.name} trained {other} steps, the GLEAN model {steps}")
-    return other == steps
+def same_budget(run: Path, steps: int, init_from: str | None = None) -> bool:
+    """True if `run` exists and trained as many steps from the same start (`--init-from`) as the GLEAN model it is
+    compared with (else said, and skipped)."""
+    other = budget_of(run)
+    if other is not None and other != (steps, init_from):
+        print(f"not compared: {run.name} trained {other[0]} steps from {other[1] or 'scratch'}, "
+              f"the GLEAN model {steps} from {init_from or 'scratch'}")
+    return other == (steps, init_from)
 
 
 def plain_metrics(runs: Path, category: str, scale: int, res: int, steps: int) -> dict | None:
@@ -82,6 +88,12 @@ def plain_metrics(runs: Path, category: str, scale: int, res: int, steps: int) -
     run with the GLEAN model's steps."""
     run = runs / f"plain-{category}-{scale}x-{res}"
     return metrics_row(json.loads((run / "metrics.json").read_text())["plain"]) if same_budget(run, steps) else None
+
+
+def started_from(init_from: str) -> str:
+    """The model a run was initialised from (`--init-from`), by repo id where it is a bundled one."""
+    entry = next((m for m in MODELS if m.bundled == Path(init_from).name), None)
+    return f"`{entry.repo_id}`" if entry else f"`{init_from}`"
 
 
 def package_bank(category: str, runs: Path, data_root: Path, cards_dir: Path) -> None:
@@ -176,7 +188,7 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         training = json.loads((run / "training.json").read_text())
         a, steps = training["args"], training["step"]
         baseline_run = runs / f"baseline-{category}-{entry.scale}x-{tag}"
-        if same_budget(baseline_run, steps):
+        if same_budget(baseline_run, steps, a.get("init_from")):
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
             metrics[NO_BANK] = metrics_row(b["glean"])
         plain = plain_metrics(runs, category, entry.scale, res, steps)
@@ -225,7 +237,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             verdict += "; no bank-less baseline was trained with this model's budget"
         if PLAIN_CNN in metrics:
             vs = metrics["GLEAN"]["PSNR"] - metrics[PLAIN_CNN]["PSNR"]
-            plain_cnn = "a plain CNN without a bank (4 residual blocks and a dense layer, scripts/plain_cnn.py) trained on as many images"
+            plain_cnn = "a plain CNN without a bank (4 residual blocks and a dense layer, scripts/plain_cnn.py) trained on as many images" + (
+                " (from scratch)" if a.get("init_from") else "")
             verdict += (f"; it is {vs:.2f} dB above {plain_cnn}" if vs > 0 else
                         f"; {plain_cnn} is {-vs:.2f} dB better: at this budget the bank is NOT earning its place")
         else:
@@ -239,7 +252,9 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
                   + (f" (MSE from step {a['mse_from']})" if a.get("mse_from") is not None else "") + f", perceptual {a['perceptual_weight']}, "
                   f"GAN {a['gan_weight']}; batch {a['batch_size']}, Adam lr {a['lr']} with cosine decay, mixed precision "
                   f"{a['mixed_precision']}" + ("; the network learns the residual over the MATLAB-bicubic upscale" if a.get("bicubic_skip") else "")
-                  + (f"; extra training crops (`--extra-crops`): {a['extra_crops']}" if a.get("extra_crops") else ""))
+                  + (f"; extra training crops (`--extra-crops`): {a['extra_crops']}" if a.get("extra_crops") else "")
+                  + (f"; encoder, fusion convs and decoder started from {started_from(a['init_from'])} (`--init-from`)"
+                     + (", as did the bank-less baseline's" if NO_BANK in metrics else "") if a.get("init_from") else ""))
         bank_text = f"bank: {bank_training['step']} steps, {bank_training['minutes']} minutes" if bank_training else "bank: the bundled one"
         glean_facts = CardFacts(
             license="other", license_name="research-only-data", datasets=[dataset],

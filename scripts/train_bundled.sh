@@ -80,9 +80,10 @@ if [ -z "${BANK_DIR:-}" ]; then
 fi
 TAG=$RES; [ "$PROFILE" = cpu64-psnr ] && TAG=$RES-psnr
 for S in $SCALES; do
-  [ "$BASELINES" = only ] || run "$RUNS/glean-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN
-  if [ "$BASELINES" != 0 ]; then  # the same losses and steps, zeros instead of bank features
-    run "$RUNS/baseline-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN --no-bank
+  INIT=""; [ -n "${INIT_FROM:-}" ] && INIT="--init-from ${INIT_FROM//\{S\}/$S}"  # {S}: this scale
+  [ "$BASELINES" = only ] || run "$RUNS/glean-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN $INIT
+  if [ "$BASELINES" != 0 ]; then  # the same start, losses and steps, zeros instead of bank features
+    run "$RUNS/baseline-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN $INIT --no-bank
     if [ "$PROFILE" = cpu64-psnr ] && [ ! -f "$RUNS/plain-$CATEGORY-${S}x-$RES/metrics.json" ]; then  # as many images
       python scripts/plain_cnn.py --category "$CATEGORY" --scale $S --steps $STEPS --data "$(dirname "$DATA")" $CROPS \
         --cache-dir "$RUNS/cache" --out "$RUNS/plain-$CATEGORY-${S}x-$RES"

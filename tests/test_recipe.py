@@ -213,3 +213,16 @@ def test_plain_cnn_yardstick_starts_at_bicubic_and_trains_end_to_end(tmp_path, m
     assert package.plain_metrics(tmp_path, "cats", 8, 64, steps=2)["PSNR"] == metrics["plain"]["psnr"]
     assert package.plain_metrics(tmp_path, "cats", 8, 64, steps=3) is None  # not the GLEAN model's budget: not compared
     assert package.plain_metrics(tmp_path, "cats", 16, 64, steps=2) is None
+
+
+def test_baselines_are_compared_only_at_the_same_steps_and_start(tmp_path, capsys):
+    package = _script("package_bundled")
+    cats = "glean_hub/weights/glean-cats-8x-64"
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "training.json").write_text(json.dumps({"step": 3000, "args": {"init_from": cats}}))
+    assert package.same_budget(tmp_path / "baseline", 3000, cats)
+    assert not package.same_budget(tmp_path / "baseline", 3000)  # fine-tuned from cats vs from scratch
+    assert not package.same_budget(tmp_path / "baseline", 1000, cats)
+    assert "not compared: baseline trained 3000 steps from " + cats in capsys.readouterr().out
+    assert not package.same_budget(tmp_path / "missing", 3000)
+    assert package.started_from(cats) == "`glean-hub/glean-cats-8x-64`"  # cards name bundled models by repo id
