@@ -226,5 +226,7 @@ def test_init_from_starts_the_encoder_and_decoder_from_another_model(bank_run, d
     trainable = [k for k in a if not k.startswith("generator.")]
     assert trainable and all(torch.equal(a[k], b[k]) for k in a)  # lr 0: exactly the donor's weights, bank included
     assert not all(torch.equal(a[k], c[k]) for k in trainable)  # (from scratch they differ)
+    twin = train_glean(GLEANTrainArgs(out=tmp_path / "twin", steps=1, lr=0.0, init_from=str(donor), no_bank=True, **common))
+    assert all(torch.equal(a[k], v) for k, v in load_file(twin / "model.safetensors").items())  # the bank-less twin too
     with pytest.raises(ValueError, match="--init-from .* differ from this run's"):
         train_glean(GLEANTrainArgs(out=tmp_path / "x2", steps=1, init_from=str(donor), **{**common, "scale": 2}))
