@@ -23,11 +23,15 @@ def commands(category: str, tmp_path: Path, **env) -> list[str]:
 def test_every_category_gets_its_training_commands(category, tmp_path):
     lines = commands(category, tmp_path, GLEAN_STEPS="1000")
     assert [f"--scale {s} " in line for line, s in zip(lines, (8, 16))] == [True, True]
-    faces = category == "faces"  # the dense layer, activations and MSE tail measured better for faces only
-    for line in lines:
-        assert ("--dense-rank 256" in line, "--decoder-activation" in line, "--mse-from 700" in line) == (faces,) * 3
-        crops = {"faces": "center", "bedrooms": "zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br"}.get(category)
+    faces = category == "faces"  # the dense layer and activations measured better for faces only
+    for line, s in zip(lines, (8, 16)):
+        assert ("--dense-rank 256" in line, "--decoder-activation" in line) == (faces, faces)
+        assert ("--mse-from 700" in line) == (category in ("faces", "towers"))  # the MSE tail: faces and towers
+        zoom = "zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br"
+        crops = {"faces": "center", "bedrooms": zoom, "towers": zoom}.get(category)
         assert (f"--extra-crops {crops} " in line if crops else "--extra-crops" not in line), line
+        start = f"--init-from glean_hub/weights/glean-cats-{s}x-64 "  # towers start from the cats model of their scale
+        assert (start in line) == (category == "towers") and ("--init-from" in line) == (category == "towers"), line
 
 
 def test_environment_overrides_the_recipe_defaults(tmp_path):
@@ -39,3 +43,7 @@ def test_environment_overrides_the_recipe_defaults(tmp_path):
     assert "--extra-crops zoom-c,zoom-tl " in line
     (line,) = commands("bedrooms", tmp_path, SCALES="16", EXTRA_CROPS="")  # how the bundled bedrooms 16x was trained
     assert "--extra-crops" not in line
+    (line,) = commands("towers", tmp_path, SCALES="16", INIT_FROM="")  # from scratch
+    assert "--init-from" not in line
+    (line,) = commands("cars", tmp_path, SCALES="8", INIT_FROM="runs/glean-cats-{S}x/model")
+    assert "--init-from runs/glean-cats-8x/model " in line
