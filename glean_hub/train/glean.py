@@ -27,7 +27,8 @@ from ..config import GLEANConfig
 from ..discriminator import StyleGAN2Discriminator
 from ..eval import evaluate
 from ..glean import GLEAN, PixelShufflePack
-from ..hub import DISCRIMINATOR_NAME, HubOptions, fetch, load_bank
+from ..errors import CheckpointError
+from ..hub import BANK_PREFIX, DISCRIMINATOR_NAME, HubOptions, check_state_dict, fetch, load_bank
 from .augment import realworld_lr, random_flip
 from .common import (
     CHECKPOINT, LOG, JsonlLog, Throughput, args_dict, cosine_lr, load_checkpoint, make_accelerator,
@@ -99,14 +100,14 @@ def icnr_(conv: torch.nn.Conv2d, scale: int = 2) -> None:
 def init_from_model(model: GLEAN, source: str) -> None:
     """Start `model`'s encoder, fusion convs and decoder from the GLEAN model `source` (folder or Hub id), e.g. a
     related category's: fine-tuning from it needs fewer images than training from scratch. The bank is not copied."""
-    donor = GLEAN.from_pretrained(source).state_dict()
-    ours = {k: v for k, v in model.state_dict().items() if not k.startswith("generator.")}
-    differ = sorted({k for k in ours if k not in donor or donor[k].shape != ours[k].shape}
-                    | {k for k in donor if not k.startswith("generator.") and k not in ours})
-    if differ:
-        raise ValueError(f"--init-from {source}: its encoder/decoder differ from this run's ({len(differ)} tensors, e.g. "
-                         f"{differ[0]}); train with the scale and width flags it was trained with")
-    model.load_state_dict({k: donor[k] for k in ours}, strict=False)
+    ours, theirs = ({k: v for k, v in m.state_dict().items() if not k.startswith(BANK_PREFIX)}
+                    for m in (model, GLEAN.from_pretrained(source)))
+    try:
+        check_state_dict(ours, theirs, "its encoder/decoder")
+    except CheckpointError as e:
+        raise CheckpointError(f"--init-from {source}: its encoder/decoder differ from this run's; train with the scale "
+                              f"and width flags it was trained with ({e})") from None
+    model.load_state_dict(theirs, strict=False)
 
 
 @torch.no_grad()
