@@ -47,11 +47,14 @@ case $PROFILE in
     EXTRA=$CROPS
     STEPS=${GLEAN_STEPS:-800}
     # the three options below measured better for faces (8x +0.28 dB, 16x +0.12) and worse for towers (8x -0.2 dB:
-    # the dense layer overfits 1,066 unaligned images?), so they default on for faces only
-    if [ "$CATEGORY" = faces ]; then ON=1 DEF_RANK=256 DEF_MSE=$((STEPS * 7 / 10)); else ON=0 DEF_RANK="" DEF_MSE=none; fi
-    # towers (underfitting, not overfitting: train and validation gains alike) also take the MSE tail (8x +0.04 dB) and
-    # start from the bundled cats model of the same scale (INIT_FROM, {S}: the scale; 8x +0.35 -> +0.45 with the above)
-    DEF_INIT=""; [ "$CATEGORY" = towers ] && DEF_MSE=$((STEPS * 7 / 10)) DEF_INIT="glean_hub/weights/glean-cats-{S}x-64"
+    # the dense layer overfits 1,066 unaligned images?), so they default on for faces; towers (underfitting, not
+    # overfitting: train and validation gains alike) take the MSE tail alone (8x +0.04 dB) and start from the bundled
+    # cats model of the same scale (INIT_FROM, {S}: the scale; 8x +0.35 -> +0.45 dB with the zoom crops)
+    case $CATEGORY in
+      faces) ON=1 DEF_RANK=256 DEF_MSE=$((STEPS * 7 / 10)) DEF_INIT="" ;;
+      towers) ON=0 DEF_RANK="" DEF_MSE=$((STEPS * 7 / 10)) DEF_INIT="glean_hub/weights/glean-cats-{S}x-64" ;;
+      *) ON=0 DEF_RANK="" DEF_MSE=none DEF_INIT="" ;;
+    esac
     DENSE_RANK=${DENSE_RANK-$DEF_RANK}; MSE_FROM=${MSE_FROM:-$DEF_MSE}; INIT_FROM=${INIT_FROM-$DEF_INIT}
     [ -n "$DENSE_RANK" ] && EXTRA="$EXTRA --dense-rank $DENSE_RANK"  # a global, position-aware layer at the input size
     [ "${DECODER_ACT:-$ON}" = 1 ] && EXTRA="$EXTRA --decoder-activation"  # a nonlinear decoder
