@@ -230,3 +230,4 @@ def test_init_from_starts_the_encoder_and_decoder_from_another_model(bank_run, d
     assert all(torch.equal(a[k], v) for k, v in load_file(twin / "model.safetensors").items())  # the bank-less twin too
     with pytest.raises(ValueError, match="--init-from .* differ from this run's"):
         train_glean(GLEANTrainArgs(out=tmp_path / "x2", steps=1, init_from=str(donor), **{**common, "scale": 2}))
+    assert not (tmp_path / "x2" / "cache").exists()  # it failed before packing the training data

@@ -148,7 +148,16 @@ def train_glean(args: GLEANTrainArgs) -> Path:
         category=category, degradation=args.degradation, crop_policy=policy, bank_id=bank_id, bank_sha256=bank.sha256,
     )
 
-    # 2. data: HR crops at the bank's resolution, bicubic LRs made once
+    # 2. the model (before the data: a --init-from that does not fit fails at once, not after packing)
+    torch.manual_seed(args.seed)
+    model = GLEAN(config)
+    model.generator.load_state_dict(bank.state_dict())
+    model.generator.set_fused_modulation(False)
+    init_decoder(model)
+    if args.init_from and not args.resume:
+        init_from_model(model, args.init_from)
+
+    # 3. data: HR crops at the bank's resolution, bicubic LRs made once
     train_files, val_files = split_files(args.data)
     cache = args.cache_dir or out / "cache"
     show = args.progress and acc.is_main_process
@@ -157,14 +166,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
         train = train.concat(PackedImages.from_files(train_files, res, extra, cache, show))
     val = PackedImages.from_files(val_files or train_files[:8], res, crop, cache, show)
 
-    # 3. models, optimisers
-    torch.manual_seed(args.seed)
-    model = GLEAN(config)
-    model.generator.load_state_dict(bank.state_dict())
-    model.generator.set_fused_modulation(False)
-    init_decoder(model)
-    if args.init_from and not args.resume:
-        init_from_model(model, args.init_from)
+    # 4. discriminator, losses, optimisers
     D = StyleGAN2Discriminator(bank.config)
     disc_path = fetch(args.bank, DISCRIMINATOR_NAME, HubOptions(), required=False)
     if disc_path is not None:
