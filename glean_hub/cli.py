@@ -328,7 +328,7 @@ def add_train(sub) -> None:
                     "plausible images, which PSNR rewards: +0.06 dB on faces 16x)",
         "extra_crops": "extra framings of the training images, comma-separated crop policies: center (faces: the photo's centre "
                        "square), start,end (the two ends of a landscape or portrait image), zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br "
-                       "(0.8x squares inside the centre square: more images from a small set)",
+                       "(0.8x squares inside the centre square: more images from a small set; zoom65-c etc.: 0.65x)",
         "no_bank": "train the bank-less baseline (zeros instead of bank features) for comparisons",
         "init_from": "start the encoder, fusion convs and decoder from this GLEAN model (folder or Hub id, same scale and "
                      "widths; its bank is not used): fine-tune a small category from a related one",

@@ -172,7 +172,9 @@ def test_crop_policies_and_grayscale(tmp_path):
         assert crop.size == (16, 16) and crop.getpixel((x, y)) == v, policy
     with pytest.raises(ValueError, match="zoom-tl"):
         square_crop(wide, "zoom-middle")
-    assert all(map(is_zoom_crop, corners)) and not any(map(is_zoom_crop, ("zoom-middle", "center", "face")))
+    assert all(map(is_zoom_crop, corners)) and not any(map(is_zoom_crop, ("zoom-middle", "center", "face", "zoom5-c", "zoomx-c")))
+    half = square_crop(wide, "zoom50-br")  # zoomNN: NN% of the centre square's side
+    assert half.size == (10, 10) and half.getpixel((9, 9)) == 4
     synthetic_images(tmp_path / "gray", 3, mode="L")
     packed = PackedImages.from_files(split_files(tmp_path / "gray")[0] or [], 8, "center", progress=False)
     assert packed.hr.shape[1:] == (3, 8, 8) and packed.grayscale_fraction == 1.0
