@@ -47,8 +47,8 @@ case $PROFILE in
     EXTRA=$CROPS
     STEPS=${GLEAN_STEPS:-800}
     # the three options below measured better for faces (8x +0.28 dB, 16x +0.12) and worse for towers (8x -0.2 dB:
-    # the dense layer overfits 1,066 unaligned images?), so they default on for faces; towers (underfitting, not
-    # overfitting: train and validation gains alike) take the MSE tail alone (8x +0.04 dB) and start from the bundled
+    # the dense layer overfits 1,066 unaligned images?), so they default on for faces; towers take the MSE
+    # tail alone (8x +0.04 dB; the activation alone: 8x +0.00, 16x +0.02, within the noise) and start from the bundled
     # cats model of the same scale (INIT_FROM, {S}: the scale; 8x +0.35 -> +0.45 dB with the zoom crops)
     case $CATEGORY in
       faces) ON=1 DEF_RANK=256 DEF_MSE=$((STEPS * 7 / 10)) DEF_INIT="" ;;
