@@ -34,3 +34,23 @@ def tiny_model(seed: int = 0, **kwargs) -> GLEAN:
 @pytest.fixture
 def tiny() -> GLEAN:
     return tiny_model()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_agent_registry_fetch():
+    """huggingface_hub >= 2.4 fetches an "agent harnesses" list from huggingface.co the first time it builds request
+    headers (any client, the tests' gradio Client included). Tests stay offline: resolve it once, offline (the cached
+    copy or an empty list), so no test reaches for the Hub and `no_network` results do not depend on test order."""
+    try:
+        from huggingface_hub import constants
+        from huggingface_hub.utils import _detect_agent
+    except ImportError:  # older huggingface_hub: nothing is fetched
+        yield
+        return
+    offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        _detect_agent._get_registry()
+    finally:
+        constants.HF_HUB_OFFLINE = offline
+    yield
