@@ -74,8 +74,8 @@ def square_crop(img: Image.Image, policy: str) -> Image.Image:
         s = min(w, h)
         offset = 0 if policy == "start" else max(w, h) - s
         return img.crop((offset, 0, offset + s, s) if w >= h else (0, offset, s, offset + s))
-    if is_zoom_crop(policy):
-        zoom, corner = zoom_of(policy)
+    if (zoomed := zoom_of(policy)) is not None:
+        zoom, corner = zoomed
         s, z = min(w, h), round(zoom * min(w, h))
         fx, fy = ZOOM_CORNERS[corner]
         left = (w - s) // 2 + round(fx * (s - z))
