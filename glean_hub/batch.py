@@ -10,6 +10,7 @@ so an interrupted run never leaves a half-written output.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import GleanError, GleanWarning, OutputPathError, os_error_message
+from .errors import GleanError, GleanWarning, OutputPathError, os_error_message, write_line
 from .images import IMAGE_EXTENSIONS, pil_to_tensor
 
 GLOB_CHARS = "*?["
@@ -172,7 +173,8 @@ def upscale_files(pipe, jobs: list[Job], *, mode: str = "crop", align_faces: boo
 
     def say(line: str, file=None) -> None:
         file = file or stream
-        tqdm.write(line, file=file) if show_bar else print(line, file=file)
+        with tqdm.external_write_mode(file=file) if show_bar else contextlib.nullcontext():  # the bar steps aside
+            write_line(line, file)
 
     def fail(job: Job, e: Exception) -> None:
         message = _message(e).removeprefix(f"{job.source}: ")  # the line starts with the file already

@@ -10,7 +10,7 @@ import argparse
 import sys
 import textwrap
 
-from .errors import GleanError
+from .errors import GleanError, os_error_message, write_line
 
 EPILOG = """\
 GLEAN takes exactly one input size per model (e.g. 16x16 for a 16x model with 256x256 output)
@@ -486,7 +486,7 @@ def run_upscale(args) -> int:
     import warnings
 
     from .batch import BatchReport, ensure_output_dir, expand_inputs, plan_outputs, upscale_files
-    from .errors import GleanWarning, ModelNotFoundError
+    from .errors import GleanWarning, ModelNotFoundError, write_line
     from .pipeline import GLEANPipeline, check_output_size
     from .registry import categories
     from .shard import ProcessGroup, summary
@@ -497,7 +497,7 @@ def run_upscale(args) -> int:
     files, problems = expand_inputs(args.inputs)
     problems = problems if group.main else []  # every process finds the same ones; process 0 reports them
     for where, message in problems:
-        print(f"{where}: error: {message}", file=sys.stderr)
+        write_line(f"{where}: error: {message}")
     if not files:
         raise GleanError("no images found in " + ", ".join(args.inputs))
     if args.model is None and args.category is None:
@@ -511,14 +511,14 @@ def run_upscale(args) -> int:
         pipe = GLEANPipeline.from_pretrained(args.model or args.category, scale=args.scale, category=args.category,
                                              revision=args.revision, device=group.device(args.device), dtype=args.dtype)
     for w in caught:
-        print(f"glean-hub upscale: warning: {w.message}", file=sys.stderr)
+        write_line(f"glean-hub upscale: warning: {w.message}")
     # existing outputs are checked after sharding (shard.py), so that all processes plan the same list
     jobs, clashes = plan_outputs(files, out_dir, scale=pipe.config.scale, output_size=args.output_size,
                                  save_lr=args.save_lr, overwrite=args.overwrite or args.skip_existing or group.distributed)
     jobs, skipped, existing = group.take(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing)
     clashes = (clashes if group.main else []) + existing
     for where, message in clashes:
-        print(f"{where}: error: {message}", file=sys.stderr)
+        write_line(f"{where}: error: {message}")
     report = BatchReport(failed=problems + clashes)
     upscale_files(pipe, jobs, mode=args.mode, align_faces=args.align_faces, output_size=args.output_size,
                   batch_size=args.batch_size, max_pixels=args.max_pixels, debug=args.debug, report=report,
@@ -651,24 +651,22 @@ def main(argv: list[str] | None = None) -> int:
     except GleanError as e:
         if args.debug:
             raise
-        print(f"glean-hub {args.command}: error: {e}", file=sys.stderr)
+        write_line(f"glean-hub {args.command}: error: {e}")
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        write_line("interrupted")
         return 130
     except OSError as e:  # a path the filesystem refuses (too long, a file in the way, no permission, disk full)
         if args.debug:
             raise
-        from .errors import os_error_message
-
-        print(f"glean-hub {args.command}: error: {os_error_message(e)}", file=sys.stderr)
+        write_line(f"glean-hub {args.command}: error: {os_error_message(e)}")
         return 2
     except Exception as e:  # noqa: BLE001 - a bug: still one line (--debug shows the traceback)
         if args.debug:
             raise
         reason = " ".join(str(e).split())[:300]
-        print(f"glean-hub {args.command}: error: unexpected {type(e).__name__}: {reason} (a bug in glean-hub: "
-              "rerun with --debug and report the traceback)", file=sys.stderr)
+        write_line(f"glean-hub {args.command}: error: unexpected {type(e).__name__}: {reason} (a bug in glean-hub: "
+                   "rerun with --debug and report the traceback)")
         return 3
 
 

@@ -1,8 +1,10 @@
 """User-facing errors. Each message says what was received, what was expected and what to do.
 
-The CLI prints `GleanError`s as one line (a traceback only with --debug); the demo shows them
+The CLI prints `GleanError`s as one line (`write_line`) (a traceback only with --debug); the demo shows them
 as `gr.Error` with the same text.
 """
+
+import sys
 
 
 class GleanError(Exception):
@@ -57,3 +59,12 @@ def os_error_message(error: OSError, what: str | None = None) -> str:
         where = where[:100] + "...(" + str(len(where)) + " characters)"
     reason = reasons.get(error.errno, error.strerror or " ".join(str(error).split()) or type(error).__name__)
     return f"{where}: {reason}" if where else reason
+
+
+def write_line(line: str, file=None) -> None:
+    """`line` and its newline in one write (to stderr by default). print() and tqdm.write() write the text and the
+    newline separately (two system calls when Python runs unbuffered, PYTHONUNBUFFERED), so the lines of several
+    processes sharing one stderr under `accelerate launch` could interleave into one."""
+    file = file or sys.stderr
+    file.write(line + "\n")
+    file.flush()

@@ -16,8 +16,8 @@ import pytest
 from conftest import tiny_model
 from PIL import Image
 
-from glean_hub.batch import Job
-from glean_hub.errors import ConfigError
+from glean_hub.batch import Job, upscale_files
+from glean_hub.errors import ConfigError, InputImageError, write_line
 from glean_hub.shard import ProcessGroup, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,4 +125,36 @@ def test_two_processes_under_accelerate_launch(tmp_path):
     run = _launch(args, tmp_path)
     assert run.returncode == 1
     errors = [line for line in run.stderr.splitlines() if re.search(r"img\d\.png: error: .*already exists", line)]
-    assert sorted(e.split(":")[0] for e in errors) == sorted(str(images / n) for n in names)
+    assert sorted(e.split(":")[0] for e in errors) == sorted(str(images / n) for n in names), run.stderr
+
+
+class _Writes:
+    """A text stream that records each write call."""
+
+    def __init__(self):
+        self.writes: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.writes.append(s)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_each_message_line_is_one_write(tmp_path, progress):
+    # processes under a launcher share one stderr: a line written in two calls (text, then newline, as print() and
+    # tqdm.write() do when Python runs unbuffered) can be split by another process's line
+    class Unreadable:
+        def preprocess(self, source, **kwargs):
+            raise InputImageError(f"{source}: cannot read this image")
+
+    stream = _Writes()
+    jobs = [Job(tmp_path / f"img{i}.png", tmp_path / f"img{i}_out.png", None) for i in range(2)]
+    report = upscale_files(Unreadable(), jobs, progress=progress, stream=stream)
+    assert len(report.failed) == 2
+    lines = [w for w in stream.writes if "error" in w]
+    assert lines == [f"{tmp_path / f'img{i}.png'}: error: cannot read this image\n" for i in range(2)], stream.writes
+    write_line("glean-hub upscale: error: x", stream)
+    assert stream.writes[-1] == "glean-hub upscale: error: x\n"
