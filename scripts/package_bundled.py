@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from glean_hub import GLEAN, StyleGAN2Generator  # noqa: E402
 from glean_hub.cards import CardFacts, bank_card, glean_card  # noqa: E402
 from glean_hub.eval import evaluate  # noqa: E402
+from glean_hub.train.soup import differences  # noqa: E402
 from glean_hub.registry import BANKS, METRICS_FILE, MODELS, NO_BANK, PLAIN_CNN, WEIGHTS_DIR, measured  # noqa: E402
 from glean_hub.train.common import save_grid  # noqa: E402
 from glean_hub.train.data import CROP_POLICY, PackedImages, is_zoom_crop, split_files  # noqa: E402
@@ -64,28 +65,32 @@ def metrics_row(m: dict) -> dict:
     return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"], "grid_dB": m["grid_db"]}
 
 
-def budget_of(run: Path) -> tuple[int, str | None] | None:
-    """(steps, the model it started from or None) of a finished run (its training.json), None if there is no such run."""
+def budget_of(run: Path) -> tuple[int, str | None, int] | None:
+    """(steps of each run, the model it started from or None, runs averaged: 1, or a soup's count) of a finished run
+    (its training.json), None if there is no such run."""
     path = run / "training.json"
     if not path.is_file():
         return None
     training = json.loads(path.read_text())
-    return training["step"], training.get("args", {}).get("init_from")
+    return training["step"], training.get("args", {}).get("init_from"), len(training.get("soup", [None]))
 
 
-def same_budget(run: Path, steps: int, init_from: str | None = None) -> bool:
-    """True if `run` exists and trained as many steps from the same start (`--init-from`) as the GLEAN model it is
-    compared with (else said, and skipped)."""
+def same_budget(run: Path, steps: int, init_from: str | None = None, runs: int = 1) -> bool:
+    """True if `run` exists and trained as many steps from the same start (`--init-from`), as one run or as a soup
+    of as many runs (`glean-hub soup`), as the GLEAN model it is compared with (else said, and skipped)."""
     other = budget_of(run)
-    if other is not None and other != (steps, init_from):
-        print(f"not compared: {run.name} trained {other[0]} steps from {other[1] or 'scratch'}, "
-              f"the GLEAN model {steps} from {init_from or 'scratch'}")
-    return other == (steps, init_from)
+    if other is not None and other != (steps, init_from, runs):
+        print(f"not compared: {run.name} trained {describe_budget(*other)}, the GLEAN model {describe_budget(steps, init_from, runs)}")
+    return other == (steps, init_from, runs)
+
+
+def describe_budget(steps: int, init_from: str | None, runs: int) -> str:
+    return (f"{runs} runs of " if runs > 1 else "") + f"{steps} steps from {init_from or 'scratch'}"
 
 
 def plain_metrics(runs: Path, category: str, scale: int, res: int, steps: int) -> dict | None:
     """The plain-CNN yardstick's validation numbers (scripts/plain_cnn.py wrote them on the same split), if it was
-    run with the GLEAN model's steps."""
+    run with the GLEAN model's steps (a soup's: all its runs' steps)."""
     run = runs / f"plain-{category}-{scale}x-{res}"
     return metrics_row(json.loads((run / "metrics.json").read_text())["plain"]) if same_budget(run, steps) else None
 
@@ -186,12 +191,12 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
         m = evaluate(packaged, val.hr, lr)
         metrics = {"GLEAN": metrics_row(m["glean"]), "bicubic": metrics_row(m["bicubic"])}
         training = json.loads((run / "training.json").read_text())
-        a, steps = training["args"], training["step"]
+        a, steps, soup = training["args"], training["step"], training.get("soup", [])
         baseline_run = runs / f"baseline-{category}-{entry.scale}x-{tag}"
-        if same_budget(baseline_run, steps, a.get("init_from")):
+        if same_budget(baseline_run, steps, a.get("init_from"), max(1, len(soup))):
             b = evaluate(GLEAN.from_pretrained(str(baseline_run / "model")), val.hr, lr)
             metrics[NO_BANK] = metrics_row(b["glean"])
-        plain = plain_metrics(runs, category, entry.scale, res, steps)
+        plain = plain_metrics(runs, category, entry.scale, res, steps * max(1, len(soup)))
         if plain:
             metrics[PLAIN_CNN] = plain
         framings = {}  # the validation images framed as in the extra training crops (faces: centre squares of the photos)
@@ -231,8 +236,9 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
                    f" GLEAN is {-gain:.2f} dB BELOW bicubic on PSNR: this model is undertrained, and bicubic is the better estimate")
         if NO_BANK in metrics:
             vs = metrics["GLEAN"]["PSNR"] - metrics[NO_BANK]["PSNR"]
-            verdict += (f"; the bank adds {vs:+.2f} dB over the same encoder-decoder trained without it" if vs > 0 else
-                        f"; the bank is NOT earning its place: the same encoder-decoder trained without it is {-vs:.2f} dB better")
+            without = "trained without it" + (" (a soup of as many runs, same recipes)" if soup else "")
+            verdict += (f"; the bank adds {vs:+.2f} dB over the same encoder-decoder {without}" if vs > 0 else
+                        f"; the bank is NOT earning its place: the same encoder-decoder {without} is {-vs:.2f} dB better")
         else:
             verdict += "; no bank-less baseline was trained with this model's budget"
         if PLAIN_CNN in metrics:
@@ -254,13 +260,17 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
                   f"{a['mixed_precision']}" + ("; the network learns the residual over the MATLAB-bicubic upscale" if a.get("bicubic_skip") else "")
                   + (f"; extra training crops (`--extra-crops`): {a['extra_crops']}" if a.get("extra_crops") else "")
                   + (f"; encoder, fusion convs and decoder started from {started_from(a['init_from'])} (`--init-from`)"
-                     + (", as did the bank-less baseline's" if NO_BANK in metrics else "") if a.get("init_from") else ""))
+                     + (", as did the bank-less baseline's" if NO_BANK in metrics else "") if a.get("init_from") else "")
+                  + (f"; a model soup (`glean-hub soup`): the mean of the weights of {len(soup)} runs from that start which differ in "
+                     + "; ".join(f"`{k}`: " + " / ".join(map(str, v)) for k, v in differences([r["args"] for r in soup]).items())
+                     + " (the flags above are the first run's)" if soup else ""))
         bank_text = f"bank: {bank_training['step']} steps, {bank_training['minutes']} minutes" if bank_training else "bank: the bundled one"
         glean_facts = CardFacts(
             license="other", license_name="research-only-data", datasets=[dataset],
             data=f"{terms}. {len(train_files)} training images, `{packaged.config.crop_policy}` square "
             f"crops resized to {res}x{res} (Lanczos); LR made from the uint8 HR with MATLAB-exact bicubic imresize.",
-            training=f"{training['step']} steps x {a['batch_size']} images, {training['minutes']} minutes on {hardware}; "
+            training=(f"{len(soup)} runs x " if soup else "") + f"{training['step']} steps x {a['batch_size']} images, "
+            f"{training['minutes']} minutes{' in all' if soup else ''} on {hardware}; "
             f"{bank_text}. {recipe}. Exact commands: scripts/train_bundled.sh (seed 0).",
             metrics={k: v for k, v in metrics.items() if k != "framings"},
             samples=[grid.name],

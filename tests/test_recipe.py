@@ -225,4 +225,9 @@ def test_baselines_are_compared_only_at_the_same_steps_and_start(tmp_path, capsy
     assert not package.same_budget(tmp_path / "baseline", 1000, cats)
     assert "not compared: baseline trained 3000 steps from " + cats in capsys.readouterr().out
     assert not package.same_budget(tmp_path / "missing", 3000)
+    assert not package.same_budget(tmp_path / "baseline", 3000, cats, runs=3)  # one run is not a soup of three
+    (tmp_path / "soup").mkdir()
+    (tmp_path / "soup" / "training.json").write_text(json.dumps({"step": 3000, "args": {"init_from": cats}, "soup": [{}] * 3}))
+    assert package.same_budget(tmp_path / "soup", 3000, cats, runs=3) and not package.same_budget(tmp_path / "soup", 3000, cats)
+    assert "not compared: soup trained 3 runs of 3000 steps from " + cats in capsys.readouterr().out
     assert package.started_from(cats) == "`glean-hub/glean-cats-8x-64`"  # cards name bundled models by repo id

@@ -233,3 +233,42 @@ def test_init_from_starts_the_encoder_and_decoder_from_another_model(bank_run, d
     with pytest.raises(ValueError, match="--init-from .* differ from this run's"):
         train_glean(GLEANTrainArgs(out=tmp_path / "x2", steps=1, init_from=str(donor), **{**common, "scale": 2}))
     assert not (tmp_path / "x2" / "cache").exists()  # it failed before packing the training data
+
+
+def test_soup_averages_finished_runs_from_one_start(bank_run, data, tmp_path, capsys):
+    common = dict(bank=str(bank_run / "bank"), data=data, scale=4, steps=2, lr=2e-3, log_every=1, checkpoint_every=100, **TINY_GLEAN)
+    a = train_glean(GLEANTrainArgs(out=tmp_path / "a", **common))
+    b = train_glean(GLEANTrainArgs(out=tmp_path / "b", pixel_loss="l1", **common))  # the same start (seed 0), another loss
+    out = tmp_path / "deeper" / "soup"  # not beside the runs: the bank reference must be rewritten
+    assert main(["soup", str(a.parent), str(b.parent), "--out", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(f"model: {out / 'model'} (4 validation images: ")
+    wa, wb, ws = (load_file(f / "model.safetensors") for f in (a, b, out / "model"))
+    assert ws.keys() == wa.keys() and any(not torch.equal(wa[k], wb[k]) for k in wa)
+    for k in wa:
+        torch.testing.assert_close(ws[k], (wa[k] + wb[k]) / 2, rtol=0, atol=1e-7)
+    souped = GLEAN.from_pretrained(str(out / "model"))  # the bank is found and its sha256 checked
+    metrics = json.loads((out / "metrics.json").read_text())
+    val = PackedImages.from_files(split_files(data)[1], 16, "center", tmp_path / "cache", progress=False)
+    from glean_hub.eval import evaluate
+
+    assert metrics["glean"]["psnr"] == pytest.approx(evaluate(souped, val.hr, val.lr(4))["glean"]["psnr"], abs=1e-6)
+    training = json.loads((out / "training.json").read_text())
+    runs = [json.loads((r.parent / "training.json").read_text()) for r in (a, b)]
+    assert [s["run"] for s in training["soup"]] == [str(a.parent), str(b.parent)]
+    assert [s["args"]["pixel_loss"] for s in training["soup"]] == ["mse", "l1"] and training["step"] == 2
+    assert training["minutes"] == pytest.approx(runs[0]["minutes"] + runs[1]["minutes"], abs=0.011)
+
+    from glean_hub.train.soup import soup
+
+    other_start = train_glean(GLEANTrainArgs(out=tmp_path / "c", **{**common, "seed": 1}))
+    with pytest.raises(GleanError, match="start from different weights .*--seed 0; scratch, --seed 1"):
+        soup([a.parent, other_start.parent], tmp_path / "x")
+    unfinished = train_glean(GLEANTrainArgs(out=tmp_path / "d", max_minutes=0, **{**common, "steps": 3}))
+    with pytest.raises(GleanError, match=r"unfinished \(1 of 3 steps\): resume it first"):
+        soup([a.parent, unfinished.parent], tmp_path / "x")
+    wider = train_glean(GLEANTrainArgs(out=tmp_path / "e", **{**common, "decoder_channels": 12}))
+    with pytest.raises(GleanError, match="not the architecture .* differs in decoder_channels"):
+        soup([a.parent, wider.parent], tmp_path / "x")
+    with pytest.raises(GleanError, match="two or more runs, got 1"):
+        soup([a.parent], tmp_path / "x")
+    assert not (tmp_path / "x").exists()  # nothing written by a soup that was refused
