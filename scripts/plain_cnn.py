@@ -12,7 +12,8 @@ with cosine decay, bf16 autocast, seed 0. Data, crops, LR making and validation 
 Writes to --out: `metrics.json` ("plain" and "bicubic": the numbers of a GLEAN run's metrics, on the whole validation split, plus
 `framings` for the extra crop policies), `model.pt` (state dict) and `training.json` (steps, minutes).
 `scripts/package_bundled.py` reads `metrics.json` into the cards and the README table ("plain CNN" column).
-A run takes minutes and is not resumable: rerun it.
+A run checkpoints to `checkpoint.pt` every 500 steps and at `--max-minutes`; rerun the same command to continue
+it exactly (the checkpoint is removed when the run finishes).
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="folder with one folder per category")
     p.add_argument("--extra-crops", default="", help="extra framings, as the GLEAN run's (faces: center)")
     p.add_argument("--cache-dir", type=Path, default=None, help="packed-image cache (default: OUT/cache)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this many minutes")
     args = p.parse_args()
+    run_args = {k: str(v) for k, v in vars(args).items() if k != "max_minutes"}
+    checkpoint = args.out / "checkpoint.pt"
 
     data = args.data / args.category
     _, crop = crop_policies(data, None, args.category)
@@ -103,10 +107,26 @@ def main() -> None:
     torch.manual_seed(0)
     model = PlainCNN(RESOLUTION // args.scale, RESOLUTION)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4, betas=(0.9, 0.99))
+    start, prior_minutes = 0, 0.0
+    if checkpoint.is_file():  # continue the interrupted run exactly: weights, optimiser, flips' random state
+        state = torch.load(checkpoint, weights_only=False)
+        if {**state["args"], "out": ""} != {**run_args, "out": ""}:  # a resumed run repeats its arguments (the folder may move)
+            sys.exit(f"{checkpoint}: a run with other arguments ({state['args']}); continue it with those, or use another --out")
+        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"]), torch.set_rng_state(state["rng"])
+        start, prior_minutes = state["step"], state["minutes"]
     from tqdm.auto import tqdm
 
     t0 = time.time()
-    for step in (bar := tqdm(range(args.steps), desc=f"plain CNN {args.category} {args.scale}x")):
+    elapsed_minutes = lambda: prior_minutes + (time.time() - t0) / 60  # noqa: E731 - over all resumes
+
+    def save_checkpoint(step: int) -> None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        state = {"args": run_args, "step": step, "minutes": elapsed_minutes(), "model": model.state_dict(), "opt": opt.state_dict(),
+                 "rng": torch.get_rng_state()}
+        torch.save(state, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)  # never a half-written checkpoint
+
+    for step in (bar := tqdm(range(start, args.steps), initial=start, total=args.steps, desc=f"plain CNN {args.category} {args.scale}x")):
         idx = batch_indices(step, 32, len(train), 0)
         hr, lr = random_flip(to_float(torch.from_numpy(train.hr[idx])), to_float(torch.from_numpy(lrs[idx])))
         for group in opt.param_groups:
@@ -119,7 +139,13 @@ def main() -> None:
         opt.step()
         if step % 10 == 0:
             bar.set_postfix(l1=f"{loss.item():.4f}")
-    minutes = (time.time() - t0) / 60
+        if args.max_minutes is not None and time.time() - t0 > args.max_minutes * 60:
+            save_checkpoint(step + 1)
+            print(f"stopped after {args.max_minutes} min at step {step + 1}; rerun the same command to continue")
+            return
+        if (step + 1) % 500 == 0:
+            save_checkpoint(step + 1)
+    minutes = elapsed_minutes()
 
     m = evaluate(model, val.hr, val.lr(args.scale))
     metrics = {"images": m["images"], "plain": m["glean"], "bicubic": m["bicubic"]}
@@ -133,7 +159,8 @@ def main() -> None:
     torch.save(model.state_dict(), args.out / "model.pt")
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (args.out / "training.json").write_text(json.dumps({"kind": "plain-cnn", "step": args.steps, "minutes": round(minutes, 2),
-                                                        "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
+                                                        "args": run_args}, indent=2))
+    checkpoint.unlink(missing_ok=True)
     gain = metrics["plain"]["psnr"] - metrics["bicubic"]["psnr"]
     print(f"plain CNN {args.category} {args.scale}x: {metrics['plain']['psnr']:.2f} dB, {gain:+.2f} over bicubic, {minutes:.1f} min")
 

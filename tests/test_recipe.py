@@ -214,6 +214,22 @@ def test_plain_cnn_yardstick_starts_at_bicubic_and_trains_end_to_end(tmp_path, m
     assert package.plain_metrics(tmp_path, "cats", 8, 64, steps=3) is None  # not the GLEAN model's budget: not compared
     assert package.plain_metrics(tmp_path, "cats", 16, 64, steps=2) is None
 
+    # stopped after its first step (--max-minutes 0), then rerun: it continues to exactly the same weights
+    argv = ["plain_cnn.py", "--category", "cats", "--scale", "8", "--steps", "2", "--data", str(tmp_path / "data"),
+            "--cache-dir", str(tmp_path / "plain-cats-8x-64" / "cache"), "--out", str(tmp_path / "resumed")]
+    monkeypatch.setattr("sys.argv", [*argv, "--max-minutes", "0"])
+    plain.main()
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["step"] == 1
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    monkeypatch.setattr("sys.argv", [*argv[:6], "3", *argv[7:]])  # other arguments: refused, not mixed
+    with pytest.raises(SystemExit, match="a run with other arguments"):
+        plain.main()
+    monkeypatch.setattr("sys.argv", argv)
+    plain.main()
+    assert not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    whole, resumed = (torch.load(tmp_path / d / "model.pt") for d in ("plain-cats-8x-64", "resumed"))
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
 
 def test_baselines_are_compared_only_at_the_same_steps_and_start(tmp_path, capsys):
     package = _script("package_bundled")
