@@ -523,7 +523,7 @@ def run_upscale(args) -> int:
     import warnings
 
     from .batch import BatchReport, ensure_output_dir, expand_inputs, plan_outputs, upscale_files
-    from .errors import GleanWarning, ModelNotFoundError, write_line
+    from .errors import GleanWarning, ModelNotFoundError
     from .pipeline import GLEANPipeline, check_output_size
     from .registry import categories
     from .shard import ProcessGroup, summary

@@ -271,4 +271,8 @@ def test_soup_averages_finished_runs_from_one_start(bank_run, data, tmp_path, ca
         soup([a.parent, wider.parent], tmp_path / "x")
     with pytest.raises(GleanError, match="two or more runs, got 1"):
         soup([a.parent], tmp_path / "x")
+    with pytest.raises(GleanError, match="already holds a run or a soup: choose another --out"):
+        soup([a.parent, b.parent], out)
+    with pytest.raises(GleanError, match="already holds a run or a soup"):
+        soup([a.parent, b.parent], b.parent)  # never over a run
     assert not (tmp_path / "x").exists()  # nothing written by a soup that was refused

@@ -70,6 +70,8 @@ def soup(runs: list[Path], out: Path, data: Path | None = None, progress: bool =
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
         raise ConfigError(f"a soup needs two or more runs, got {len(runs)}")
+    if (out / "model").exists() or (out / "training.json").exists():
+        raise ConfigError(f"{out} already holds a run or a soup: choose another --out (nothing is overwritten)")
     trainings = [finished_run(r) for r in runs]
     starts = {start_of(t["args"]) for t in trainings}
     if len(starts) > 1:
