@@ -155,7 +155,8 @@ def example_grid(models: list, size: int, path: Path) -> None:
         with Image.open(EXAMPLES / name) as img:
             hr = imresize_uint8(np.asarray(square_crop(img.convert("RGB"), "center")), size=(size, size))
         outs = [p(hr) for p in pipes]
-        lr = np.asarray(outs[0].lr_images[0])
+        side = models[0].config.in_size  # the colour LR (a grayscale bank's network sees its luma only)
+        lr = imresize_uint8(hr, size=(side, side))
         row = [lr, imresize_uint8(lr, size=(size, size))] + [np.asarray(o.images[0].convert("RGB")) for o in outs] + [hr]
         rows.append([as_tensor(a) for a in row])
     save_grid([torch.cat(col) for col in zip(*rows)], path)
