@@ -1,6 +1,6 @@
 """User-facing errors. Each message says what was received, what was expected and what to do.
 
-The CLI prints `GleanError`s as one line (`write_line`) (a traceback only with --debug); the demo shows them
+The CLI prints `GleanError`s as one line (`write_line`; a traceback only with --debug); the demo shows them
 as `gr.Error` with the same text.
 """
 

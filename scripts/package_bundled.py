@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 from glean_hub import GLEAN, StyleGAN2Generator  # noqa: E402
 from glean_hub.cards import CardFacts, bank_card, glean_card  # noqa: E402
 from glean_hub.eval import evaluate  # noqa: E402
-from glean_hub.train.soup import differences  # noqa: E402
 from glean_hub.registry import BANKS, METRICS_FILE, MODELS, NO_BANK, PLAIN_CNN, WEIGHTS_DIR, measured  # noqa: E402
 from glean_hub.train.common import save_grid  # noqa: E402
 from glean_hub.train.data import CROP_POLICY, PackedImages, is_zoom_crop, split_files  # noqa: E402
+from glean_hub.train.soup import differences  # noqa: E402
 
 DATA_TERMS = {
     "faces": ("celeba", "CelebA (img_align_celeba subset, ~200 identities); CelebA terms: non-commercial research only"),

@@ -143,7 +143,7 @@ def main() -> None:
             save_checkpoint(step + 1)
             print(f"stopped after {args.max_minutes} min at step {step + 1}; rerun the same command to continue")
             return
-        if (step + 1) % 500 == 0:
+        if (step + 1) % 500 == 0 and step + 1 < args.steps:
             save_checkpoint(step + 1)
     minutes = elapsed_minutes()
 
