@@ -275,4 +275,6 @@ def test_soup_averages_finished_runs_from_one_start(bank_run, data, tmp_path, ca
         soup([a.parent, b.parent], out)
     with pytest.raises(GleanError, match="already holds a run or a soup"):
         soup([a.parent, b.parent], b.parent)  # never over a run
+    with pytest.raises(GleanError, match="no such data folder .*: pass --data"):
+        soup([a.parent, b.parent], tmp_path / "x", data=tmp_path / "missing")
     assert not (tmp_path / "x").exists()  # nothing written by a soup that was refused

@@ -23,7 +23,7 @@ def commands(category: str, tmp_path: Path, **env) -> list[str]:
 def test_every_category_gets_its_training_commands(category, tmp_path):
     lines = commands(category, tmp_path, GLEAN_STEPS="1000", SOUP="")  # one run per model (towers: see below)
     assert [f"--scale {s} " in line for line, s in zip(lines, (8, 16))] == [True, True]
-    faces = category == "faces"  # the dense layer and activations measured better for faces only
+    faces = category == "faces"  # the dense layer measured better for faces only, the activation for faces and towers
     for line, s in zip(lines, (8, 16)):
         assert ("--dense-rank 256" in line, "--decoder-activation" in line) == (faces, faces or category == "towers")
         assert ("--mse-from 700" in line) == (category in ("faces", "towers"))  # the MSE tail: faces and towers

@@ -79,11 +79,17 @@ def soup(runs: list[Path], out: Path, data: Path | None = None, progress: bool =
                           "fine-tuned from one start")
     models = [GLEAN.from_pretrained(str(r / "model")) for r in runs]
     shape = lambda m: {k: v for k, v in m.config.to_dict().items() if k not in ("bank_id", "bank_revision")}  # noqa: E731
+    reference = shape(models[0])
     for run, model in zip(runs[1:], models[1:]):
-        if shape(model) != shape(models[0]):
-            diff = [k for k in shape(model) if shape(model)[k] != shape(models[0]).get(k)]
+        if (other := shape(model)) != reference:
+            diff = [k for k in other if other[k] != reference.get(k)]
             raise ConfigError(f"{run} is not the architecture of {runs[0]} (config differs in {', '.join(diff)}): "
                               "a soup averages runs of one architecture and bank")
+    first = trainings[0]["args"]
+    data = Path(data or first["data"])
+    if not data.is_dir():  # before anything is written: a refused soup leaves no folder behind
+        raise ConfigError(f"{data}: no such data folder (the first run's --data, relative to where it trained): "
+                          "pass --data")
 
     souped = models[0]
     souped.load_state_dict(average_weights(models))
@@ -95,20 +101,14 @@ def soup(runs: list[Path], out: Path, data: Path | None = None, progress: bool =
     out.mkdir(parents=True, exist_ok=True)
     souped.save_pretrained(out / "model")
 
-    first = trainings[0]["args"]
-    data = Path(data or first["data"])
-    if not data.is_dir():
-        raise ConfigError(f"{data}: no such data folder (the first run's --data, relative to where it trained): "
-                          "pass --data")
     train_files, val_files = split_files(data)
-    res = config.bank.out_size
     cache = Path(first["cache_dir"]) if first.get("cache_dir") else out / "cache"
-    val = PackedImages.from_files(val_files or train_files[:8], res, config.crop_policy, cache, progress)
-    metrics = evaluate(souped, val.hr, val.lr(config.scale))
-    metrics["step"] = trainings[0]["step"]
+    val = PackedImages.from_files(val_files or train_files[:8], config.bank.out_size, config.crop_policy, cache, progress)
+    step = min(t["step"] for t in trainings)
+    metrics = {**evaluate(souped, val.hr, val.lr(config.scale)), "step": step}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "training.json").write_text(json.dumps({
-        "kind": "glean", "step": min(t["step"] for t in trainings), "args": {**first, "out": str(out)},
+        "kind": "glean", "step": step, "args": {**first, "out": str(out)},
         "minutes": round(sum(t["minutes"] for t in trainings), 2),
         "soup": [{"run": str(r), "args": t["args"], "minutes": t["minutes"]} for r, t in zip(runs, trainings)],
     }, indent=2))
