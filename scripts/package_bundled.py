@@ -60,6 +60,10 @@ LIMITATIONS = {
               "(Cb, Cr) of its MATLAB-bicubic upscale, so colour detail is bicubic's and gray stays gray.",
 }
 
+# issue 13, item 6: why there is no 128 px faces set yet (BENCHMARKS.md, "128 px faces")
+FACES_128 = ("The 128 px faces set (8x 16->128, 16x 8->128, 32x 4->128; `scripts/train_bundled.sh gpu128 faces`) needs a "
+             "GPU: its 30,000 steps x 16 images (480,000 images) at about 1 image/s on 2 CPU cores would take about 130 hours. ")
+
 
 def metrics_row(m: dict) -> dict:
     return {"PSNR": m["psnr"], "SSIM": m["ssim"], "LR-PSNR": m["lr_psnr"], "grid_dB": m["grid_db"]}
@@ -278,7 +282,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             limitations=LIMITATIONS[category]
             + f"{verdict}. Validation ({len(val)} images): best PSNR {cases(best)}; worst {cases(worst)}. "
             "These are small models trained on a CPU as a stopgap (64x64 output): they prove the pipeline, not GLEAN's quality. "
-            f"The sample grid ({grid.name}: LR, bicubic, " + ("the previous bundled model, " if replaces_a_model else "")
+            + (FACES_128 if category == "faces" else "")
+            + f"The sample grid ({grid.name}: LR, bicubic, " + ("the previous bundled model, " if replaces_a_model else "")
             + "this model, ground truth) uses the demo's public-domain examples (any category), so no dataset pixels are in the repo.",
         )
         card = glean_card(packaged.config, glean_facts, repo_id=entry.repo_id)
