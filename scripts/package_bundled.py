@@ -26,6 +26,7 @@ import argparse
 import filecmp
 import hashlib
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ from glean_hub.eval import evaluate  # noqa: E402
 from glean_hub.registry import BANKS, METRICS_FILE, MODELS, NO_BANK, PLAIN_CNN, WEIGHTS_DIR, measured  # noqa: E402
 from glean_hub.train.common import save_grid  # noqa: E402
 from glean_hub.train.data import CROP_POLICY, PackedImages, is_zoom_crop, split_files  # noqa: E402
+from glean_hub.train.glean import train_command  # noqa: E402
 from glean_hub.train.soup import differences  # noqa: E402
 
 DATA_TERMS = {
@@ -99,10 +101,23 @@ def plain_metrics(runs: Path, category: str, scale: int, res: int, steps: int) -
     return metrics_row(json.loads((run / "metrics.json").read_text())["plain"]) if same_budget(run, steps) else None
 
 
+def bundled_repo_id(folder: str) -> str | None:
+    """The Hub repo id of a bundled model or bank folder (by its name: glean_hub/weights/<name>, or a copy), else None."""
+    return next((e.repo_id for e in (*MODELS, *BANKS) if e.bundled == Path(folder).name), None)
+
+
 def started_from(init_from: str) -> str:
     """The model a run was initialised from (`--init-from`), by repo id where it is a bundled one."""
-    entry = next((m for m in MODELS if m.bundled == Path(init_from).name), None)
-    return f"`{entry.repo_id}`" if entry else f"`{init_from}`"
+    return f"`{bundled_repo_id(init_from) or init_from}`"
+
+
+def card_command(a: dict, category: str) -> str:
+    """The `glean-hub train` command of a run (its training.json args) as a card prints it: bundled banks and models
+    by repo id, the data as DATA/<category>."""
+    a = {**a, "bank": bundled_repo_id(a["bank"]) or a["bank"], "data": f"DATA/{category}"}
+    if a.get("init_from"):
+        a["init_from"] = bundled_repo_id(a["init_from"]) or a["init_from"]
+    return "glean-hub train " + shlex.join(train_command(a))
 
 
 def package_bank(category: str, runs: Path, data_root: Path, cards_dir: Path) -> None:
@@ -276,7 +291,9 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
             f"crops resized to {res}x{res} (Lanczos); LR made from the uint8 HR with MATLAB-exact bicubic imresize.",
             training=(f"{len(soup)} runs x " if soup else "") + f"{training['step']} steps x {a['batch_size']} images, "
             f"{training['minutes']} minutes{' in all' if soup else ''} on {hardware}; "
-            f"{bank_text}. {recipe}. Exact commands: scripts/train_bundled.sh (seed 0).",
+            f"{bank_text}. {recipe}. Exact command" + (" of the first run" if soup else "") + f" (DATA: the folder of the "
+            f"category folders): `{card_command(a, category)}`" + (f", then `glean-hub soup RUN1 ... RUN{len(soup)} --out OUT`"
+            if soup else "") + "; every model of the category: scripts/train_bundled.sh.",
             metrics={k: v for k, v in metrics.items() if k != "framings"},
             samples=[grid.name],
             limitations=LIMITATIONS[category]

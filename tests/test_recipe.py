@@ -247,3 +247,13 @@ def test_baselines_are_compared_only_at_the_same_steps_and_start(tmp_path, capsy
     assert package.same_budget(tmp_path / "soup", 3000, cats, runs=3) and not package.same_budget(tmp_path / "soup", 3000, cats)
     assert "not compared: soup trained 3 runs of 3000 steps from " + cats in capsys.readouterr().out
     assert package.started_from(cats) == "`glean-hub/glean-cats-8x-64`"  # cards name bundled models by repo id
+
+
+def test_cards_print_the_command_that_repeats_a_run():
+    package = _script("package_bundled")
+    args = {"bank": "glean_hub/weights/bank-towers-64", "data": "../shared/data/towers", "scale": 8, "out": "/runs/t8",
+            "steps": 3000, "lr": 0.0003, "seed": 0, "decoder_activation": True, "bicubic_skip": False, "resume": True,
+            "cache_dir": "/runs/cache", "init_from": "/runs/cats/glean-cats-8x-64", "extra_crops": "zoom-c,zoom65-c"}
+    assert package.card_command(args, "towers") == (
+        "glean-hub train --bank glean-hub/bank-towers-64 --data DATA/towers --scale 8 --steps 3000 --lr 0.0003 "
+        "--decoder-activation --extra-crops zoom-c,zoom65-c --init-from glean-hub/glean-cats-8x-64")

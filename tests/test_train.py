@@ -11,12 +11,13 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from glean_hub import GLEAN, StyleGAN2Generator
-from glean_hub.cli import main
+from glean_hub.cli import _to_dataclass, build_parser, main
 from glean_hub.discriminator import StyleGAN2Discriminator
 from glean_hub.errors import GleanError
 from glean_hub.train.bank import BankTrainArgs, train_bank
 from glean_hub.train.data import PackedImages, batch_indices, is_zoom_crop, split_files, square_crop, to_float
-from glean_hub.train.glean import GLEANTrainArgs, train_glean
+from glean_hub.train.common import args_dict
+from glean_hub.train.glean import RUN_CONTROL, GLEANTrainArgs, train_command, train_glean
 
 TINY_BANK = dict(resolution=16, channel_max=16, channel_multiplier=0.0625, style_channels=16, num_mlps=2, batch_size=4)
 TINY_GLEAN = dict(rrdb_channels=8, num_rrdbs=1, rrdb_growth=8, decoder_channels=8, batch_size=4, progress=False)
@@ -217,6 +218,12 @@ def test_training_with_the_recipe_flags(bank_run, data, tmp_path):
     assert "pixel l1 1.0 (MSE from step 2)" in (tmp_path / "r" / "model" / "README.md").read_text()
     rows = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert rows[2]["pixel"] < 0.5 * min(rows[0]["pixel"], rows[1]["pixel"])  # MSE from step 2: squares of errors ~0.1
+    # the command a model card prints (train_command) repeats the run: its flags parse back to the same arguments
+    flags = train_command(training["args"])
+    assert "--out" not in flags and "--log-every" not in flags and "--decoder-activation" in flags
+    again = args_dict(_to_dataclass(GLEANTrainArgs, build_parser().parse_args(["train", *flags, "--out", "elsewhere"])))
+    assert {k: v for k, v in again.items() if k not in RUN_CONTROL} == {
+        k: v for k, v in training["args"].items() if k not in RUN_CONTROL}
 
 
 def test_init_from_starts_the_encoder_and_decoder_from_another_model(bank_run, data, tmp_path):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,24 @@ class GLEANTrainArgs:
     sample_every: int = 500
     checkpoint_every: int = 500
     progress: bool = True
+
+
+# where and how a run goes, not what it trains: left out of train_command
+RUN_CONTROL = ("out", "resume", "cache_dir", "max_minutes", "val_images", "log_every", "sample_every",
+               "checkpoint_every", "progress", "cpu")
+
+
+def train_command(args: dict) -> list[str]:
+    """The `glean-hub train` flags that repeat a run, from its training.json `args`: the required ones and every
+    value that differs from its default, in field order; where and how it runs (RUN_CONTROL) is left out."""
+    flags = []
+    for f in fields(GLEANTrainArgs):
+        value = args.get(f.name, f.default)
+        if f.name in RUN_CONTROL or (f.default is not MISSING and value == f.default):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        flags += [flag] if value is True else [flag, str(value)]
+    return flags
 
 
 PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
