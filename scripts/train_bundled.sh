@@ -4,17 +4,18 @@
 #   bash scripts/train_bundled.sh PROFILE CATEGORY [DATA_ROOT] [RUNS]
 #
 # PROFILE  cpu64  : the stopgap models trained on 2 CPU cores (64x64 output, 8x and 16x)
-#          cpu64-psnr : the bundled 64 px GLEAN models on the bundled banks (glean_hub/weights/bank-*-64):
-#                   bicubic skip, 64-wide decoder, L1, batch 32, bf16 autocast; for faces also a LeakyReLU after
-#                   each pixel shuffle (DECODER_ACT=1), a rank-256 dense layer at the input size (DENSE_RANK=256;
-#                   empty: none) and MSE for the last 30% of the steps (MSE_FROM=step; none: L1 only); more
-#                   training crops (EXTRA_CROPS: faces center, bedrooms and towers zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br);
-#                   towers: MSE tail, the activation and a start from the bundled cats model
-#                   (INIT_FROM=glean_hub/weights/glean-cats-{S}x-64); towers 16x is a soup of three runs (SOUP; 8x: see below).
+#          cpu64-psnr : the bundled 64 px GLEAN models on the bundled banks (glean_hub/weights/bank-*-64): by
+#                   default exactly the bundled models (each model card prints its run's command): bicubic skip,
+#                   64-wide decoder, L1, batch 32, bf16 autocast, and per model the steps (GLEAN_STEPS), more
+#                   training crops (EXTRA_CROPS), the faces options (a LeakyReLU after each pixel shuffle,
+#                   DECODER_ACT=1; a rank-256 dense layer at the input size, DENSE_RANK=256; MSE for the last 30% of
+#                   the steps, MSE_FROM=step, none: L1 only) and a start (INIT_FROM; {S}: the scale; REV:FOLDER: the
+#                   folder as it was at git commit REV). Towers start from the bundled cats model of their scale;
+#                   towers 16x is a soup of three runs (SOUP).
 #          SOUP     : ';'-separated flag sets, one run each (appended to the recipe: the last flag wins); the GLEAN
 #                   model and its bank-less twin are then `glean-hub soup`s of those runs (the mean of their
 #                   weights), and the plain CNN trains as many steps as all runs together. Empty: one run.
-#                   The env variables override the defaults for any category. Each model card lists its exact flags.
+#                   The env variables override the defaults for every scale (SCALES picks the scales).
 #          gpu128 : the target models (128x128 output, 8x and 16x, 32x for faces), one or more GPUs
 # DATA_ROOT defaults to ../shared/data (folders faces/ cats/ cars/ bedrooms/ towers/ with train/ and val/).
 # RUNS defaults to runs/. Every run is resumable: rerun the same command to continue a run that stopped
@@ -38,41 +39,6 @@ case $PROFILE in
     ;;
   cpu64-psnr)
     RES=64; SCALES=${SCALES:-"8 16"}; BANK_DIR=${BANK_DIR:-glean_hub/weights/bank-$CATEGORY-64}
-    # more training crops: faces also the photos' centre squares; bedrooms (400 photos) and towers (1,066) five 0.8x
-    # squares inside the centre square (bedrooms 8x: +0.35 -> +0.52 dB at 1500 steps; towers 8x +0.35 -> +0.41 at
-    # 3000, nothing at 1000). The bundled bedrooms 16x model predates them: EXTRA_CROPS= SCALES=16 reproduces it.
-    case $CATEGORY in
-      faces) DEF_CROPS=center ;;
-      bedrooms|towers) DEF_CROPS=zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br ;;
-      *) DEF_CROPS="" ;;
-    esac
-    EXTRA_CROPS=${EXTRA_CROPS-$DEF_CROPS}; CROPS=""
-    [ -n "$EXTRA_CROPS" ] && CROPS="--extra-crops $EXTRA_CROPS"
-    EXTRA=$CROPS
-    STEPS=${GLEAN_STEPS:-800}
-    # the three options below measured better for faces (8x +0.28 dB, 16x +0.12) and worse for towers (8x -0.2 dB:
-    # the dense layer overfits 1,066 unaligned images?), so they default on for faces. Towers take the MSE tail
-    # (8x +0.04 dB), the activation (at 3000 steps from the cats model: 8x +0.455 vs +0.453 dB, 16x +0.295 vs +0.276),
-    # start from the bundled cats model of the same scale (INIT_FROM, {S}: the scale; 8x +0.35 -> +0.45 dB with the
-    # zoom crops), and are a soup of three runs that differ in the MSE tail (the last 30% or 70% of the steps) and the
-    # zoom crops (0.8x, or 0.8x and 0.65x squares): they overfit 1,066 photos a little and the soup regularises
-    # (16x: runs +0.295, +0.290, +0.292 dB over bicubic, their soup +0.306). At 8x the runs overfit less and the soup
-    # does not pay (runs +0.455, +0.437, +0.468, soup +0.465): the bundled towers 8x is the third run alone,
-    # SCALES=8 SOUP= EXTRA_CROPS=zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br,zoom65-c,zoom65-tl,zoom65-tr,zoom65-bl,zoom65-br
-    case $CATEGORY in
-      faces) ON=1 DEF_RANK=256 DEF_MSE=$((STEPS * 7 / 10)) DEF_INIT="" DEF_SOUP="" ;;
-      towers) ON=1 DEF_RANK="" DEF_MSE=$((STEPS * 7 / 10)) DEF_INIT="glean_hub/weights/glean-cats-{S}x-64"
-        DEF_SOUP=";--mse-from $((STEPS * 3 / 10));--extra-crops $EXTRA_CROPS,zoom65-c,zoom65-tl,zoom65-tr,zoom65-bl,zoom65-br" ;;
-      *) ON=0 DEF_RANK="" DEF_MSE=none DEF_INIT="" DEF_SOUP="" ;;
-    esac
-    SOUP=${SOUP-$DEF_SOUP}
-    DENSE_RANK=${DENSE_RANK-$DEF_RANK}; MSE_FROM=${MSE_FROM:-$DEF_MSE}; INIT_FROM=${INIT_FROM-$DEF_INIT}
-    [ -n "$DENSE_RANK" ] && EXTRA="$EXTRA --dense-rank $DENSE_RANK"  # a global, position-aware layer at the input size
-    [ "${DECODER_ACT:-$ON}" = 1 ] && EXTRA="$EXTRA --decoder-activation"  # a nonlinear decoder
-    [ "$MSE_FROM" != none ] && EXTRA="$EXTRA --mse-from $MSE_FROM"  # L1 first, then MSE (the mean: what PSNR rewards)
-    GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --decoder-width 64 --bicubic-skip
-           --pixel-loss l1 --perceptual-weight 0 --gan-weight 0 --batch-size 32 --lr 3e-4 --mixed-precision bf16
-           --steps $STEPS --cache-dir $RUNS/cache $EXTRA"
     ;;
   gpu128)
     RES=128; SCALES="8 16"; [ "$CATEGORY" = faces ] && SCALES="8 16 32"
@@ -97,7 +63,52 @@ if [ -z "${BANK_DIR:-}" ]; then
   BANK_DIR=$RUNS/bank-$CATEGORY-$RES/bank
 fi
 TAG=$RES; [ "$PROFILE" = cpu64-psnr ] && TAG=$RES-psnr
-IFS=';' read -ra SOUP_RUNS <<< "${SOUP:-}"
+psnr_recipe() {  # psnr_recipe S: STEPS, CROPS, GLEAN (the flags), INIT_S and SOUP_S of the bundled S x model of CATEGORY
+  local s=$1 steps=3000 crops="" on=0 rank="" mse=none init="" soup=""
+  local zoom=zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br zoom65=zoom65-c,zoom65-tl,zoom65-tr,zoom65-bl,zoom65-br
+  case $CATEGORY-$s in
+    # faces: their photos' centre squares too (a second framing), and the three options measured for them (8x +0.28
+    # dB, 16x +0.12): the activation, the dense layer, the MSE tail; then steps (8x +2.09 dB at 1,500, +2.52 at 8,000)
+    faces-8) steps=8000 crops=center on=1 rank=256 ;;
+    faces-16) steps=2000 crops=center on=1 rank=256 ;;
+    # bedrooms (400 photos): five 0.8x squares inside the centre square (8x: +0.35 -> +0.52 dB at 1,500 steps);
+    # the bundled bedrooms 16x predates them and its 500 steps
+    bedrooms-8) steps=1500 crops=$zoom ;;
+    bedrooms-16) steps=500 ;;
+    # towers (1,066 photos): zoom crops, the MSE tail (8x +0.04 dB), the activation (16x +0.276 -> +0.295 dB), not
+    # the dense layer (the three together: 8x -0.2 dB); a start from the bundled cats model of the scale (8x +0.35 ->
+    # +0.45 dB). 8x: 0.8x and 0.65x squares (+0.455 -> +0.468 dB, seeds 0 and 1 agree). 16x: a soup of three runs
+    # that differ in the MSE tail (last 30% or 70%) and the crops: they overfit a little and the soup regularises
+    # (runs +0.295, +0.290, +0.292 dB over bicubic, soup +0.306; at 8x a soup does not pay: +0.465); they started
+    # from the cats 16x model as bundled at commit e0c55cb (500 steps), which a later cats model replaced.
+    towers-8) crops=$zoom,$zoom65 on=1 init=glean_hub/weights/glean-cats-8x-64 ;;
+    towers-16) crops=$zoom on=1 init=e0c55cb:glean_hub/weights/glean-cats-16x-64 ;;
+  esac
+  STEPS=${GLEAN_STEPS:-$steps}
+  case $CATEGORY in faces|towers) mse=$((STEPS * 7 / 10)) ;; esac
+  crops=${EXTRA_CROPS-$crops}; rank=${DENSE_RANK-$rank}; mse=${MSE_FROM:-$mse}
+  [ "$CATEGORY-$s" = towers-16 ] && soup=";--mse-from $((STEPS * 3 / 10));--extra-crops $crops,$zoom65"
+  INIT_S=${INIT_FROM-$init}; SOUP_S=${SOUP-$soup}
+  CROPS=""; [ -n "$crops" ] && CROPS="--extra-crops $crops"
+  local extra=$CROPS
+  [ -n "$rank" ] && extra="$extra --dense-rank $rank"  # a global, position-aware layer at the input size
+  [ "${DECODER_ACT:-$on}" = 1 ] && extra="$extra --decoder-activation"  # a nonlinear decoder
+  [ "$mse" != none ] && extra="$extra --mse-from $mse"  # L1 first, then MSE (the mean: what PSNR rewards)
+  GLEAN="--rrdb-channels 32 --num-rrdbs 3 --rrdb-growth 16 --decoder-channels 32 --decoder-width 64 --bicubic-skip
+         --pixel-loss l1 --perceptual-weight 0 --gan-weight 0 --batch-size 32 --lr 3e-4 --mixed-precision bf16
+         --steps $STEPS --cache-dir $RUNS/cache $extra"
+}
+start_model() {  # start_model FOLDER or REV:FOLDER: the folder to --init-from (REV:FOLDER: extracted from git at REV)
+  case $1 in
+    *:*) local rev=${1%%:*} dir; dir=$RUNS/init-$rev/$(basename "${1#*:}")
+      if [ ! -f "$dir/config.json" ] && [ "$LAUNCH" != echo ]; then
+        mkdir -p "$dir" && git archive "$1" | tar -x -C "$dir"
+      fi
+      echo "$dir" ;;
+    *) echo "$1" ;;
+  esac
+}
+PLAIN=python; [ "$LAUNCH" = echo ] && PLAIN="echo python"  # LAUNCH=echo: print the commands, train nothing
 soup() {  # soup OUT ARGS...: one run per SOUP entry (OUT-soup1, ...), then their soup in OUT; without SOUP one run
   local out=$1 parts=() i=0; shift
   [ ${#SOUP_RUNS[@]} -eq 0 ] && { run "$out" "$@"; return; }
@@ -109,13 +120,15 @@ soup() {  # soup OUT ARGS...: one run per SOUP entry (OUT-soup1, ...), then thei
   if [ -f "$out/training.json" ]; then echo "done: $out"; else $py glean_hub.cli soup "${parts[@]}" --out "$out"; fi
 }
 for S in $SCALES; do
-  INIT=""; [ -n "${INIT_FROM:-}" ] && INIT="--init-from ${INIT_FROM//\{S\}/$S}"  # {S}: this scale
+  if [ "$PROFILE" = cpu64-psnr ]; then psnr_recipe $S; else INIT_S=${INIT_FROM:-} SOUP_S=${SOUP:-}; fi
+  IFS=';' read -ra SOUP_RUNS <<< "${SOUP_S:-}"
+  INIT=""; [ -n "${INIT_S:-}" ] && INIT="--init-from $(start_model "${INIT_S//\{S\}/$S}")"  # {S}: this scale
   [ "$BASELINES" = only ] || soup "$RUNS/glean-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN $INIT
   if [ "$BASELINES" != 0 ]; then  # the same start, losses and steps, zeros instead of bank features
     soup "$RUNS/baseline-$CATEGORY-${S}x-$TAG" train --bank "$BANK_DIR" --data "$DATA" --scale $S $GLEAN $INIT --no-bank
     if [ "$PROFILE" = cpu64-psnr ] && [ ! -f "$RUNS/plain-$CATEGORY-${S}x-$RES/metrics.json" ]; then  # as many images
-      python scripts/plain_cnn.py --category "$CATEGORY" --scale $S --steps $((STEPS * (${#SOUP_RUNS[@]} > 0 ? ${#SOUP_RUNS[@]} : 1))) \
-        --data "$(dirname "$DATA")" $CROPS --cache-dir "$RUNS/cache" --out "$RUNS/plain-$CATEGORY-${S}x-$RES"
+      $PLAIN scripts/plain_cnn.py --category "$CATEGORY" --scale $S --steps $((STEPS * (${#SOUP_RUNS[@]} > 0 ? ${#SOUP_RUNS[@]} : 1))) \
+        --data "$(dirname "$DATA")" ${CROPS:-} --cache-dir "$RUNS/cache" --out "$RUNS/plain-$CATEGORY-${S}x-$RES"
     fi
   fi
 done
