@@ -102,6 +102,7 @@ start_model() {  # start_model FOLDER or REV:FOLDER: the folder to --init-from (
   case $1 in
     *:*) local rev=${1%%:*} dir; dir=$RUNS/init-$rev/$(basename "${1#*:}")
       if [ ! -f "$dir/config.json" ] && [ "$LAUNCH" != echo ]; then
+        git cat-file -e "$1" 2>/dev/null || { echo "the start $1 needs a git clone that has commit $rev (git fetch --unshallow)" >&2; exit 1; }
         mkdir -p "$dir" && git archive "$1" | tar -x -C "$dir"
       fi
       echo "$dir" ;;
