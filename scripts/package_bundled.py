@@ -26,6 +26,7 @@ import argparse
 import filecmp
 import hashlib
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -107,8 +108,10 @@ def bundled_repo_id(folder: str) -> str | None:
 
 
 def started_from(init_from: str) -> str:
-    """The model a run was initialised from (`--init-from`), by repo id where it is a bundled one."""
-    return f"`{bundled_repo_id(init_from) or init_from}`"
+    """The model a run was initialised from (`--init-from`), by repo id where it is a bundled one, with the commit
+    where it is the one of an earlier commit (a folder init-<commit>/ of scripts/train_bundled.sh's INIT_FROM=REV:FOLDER)."""
+    pinned = re.fullmatch(r"init-([0-9a-f]{7,40})", Path(init_from).parent.name)
+    return f"`{bundled_repo_id(init_from) or init_from}`" + (f" as bundled at glean-hub commit {pinned[1]}" if pinned else "")
 
 
 def card_command(a: dict, category: str) -> str:

@@ -247,6 +247,8 @@ def test_baselines_are_compared_only_at_the_same_steps_and_start(tmp_path, capsy
     assert package.same_budget(tmp_path / "soup", 3000, cats, runs=3) and not package.same_budget(tmp_path / "soup", 3000, cats)
     assert "not compared: soup trained 3 runs of 3000 steps from " + cats in capsys.readouterr().out
     assert package.started_from(cats) == "`glean-hub/glean-cats-8x-64`"  # cards name bundled models by repo id
+    assert package.started_from("runs/init-e0c55cb/glean-cats-16x-64") == (  # INIT_FROM=REV:FOLDER: and the commit
+        "`glean-hub/glean-cats-16x-64` as bundled at glean-hub commit e0c55cb")
 
 
 def test_cards_print_the_command_that_repeats_a_run():
