@@ -77,7 +77,8 @@ psnr_recipe() {  # psnr_recipe S: STEPS, CROPS, GLEAN (the flags), INIT_S and SO
     bedrooms-16) steps=500 ;;
     # towers (1,066 photos): zoom crops, the MSE tail (8x +0.04 dB), the activation (16x +0.276 -> +0.295 dB), not
     # the dense layer (the three together: 8x -0.2 dB); a start from the bundled cats model of the scale (8x +0.35 ->
-    # +0.45 dB). 8x: 0.8x and 0.65x squares (+0.455 -> +0.468 dB, seeds 0 and 1 agree). 16x: a soup of three runs
+    # +0.45 dB). 8x: 0.8x and 0.65x squares (+0.455 -> +0.468 dB, seeds 0 and 1 agree; from the 3,000-step cats 8x
+    # +0.484, the bundled one; 0.5x squares too +0.486, the soup of the two +0.491). 16x: a soup of three runs
     # that differ in the MSE tail (last 30% or 70%) and the crops: they overfit a little and the soup regularises
     # (runs +0.295, +0.290, +0.292 dB over bicubic, soup +0.306; at 8x a soup does not pay: +0.465); they started
     # from the cats 16x model as bundled at commit e0c55cb (500 steps), which a later cats model replaced.
