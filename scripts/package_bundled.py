@@ -102,24 +102,25 @@ def plain_metrics(runs: Path, category: str, scale: int, res: int, steps: int) -
     return metrics_row(json.loads((run / "metrics.json").read_text())["plain"]) if same_budget(run, steps) else None
 
 
-def bundled_repo_id(folder: str) -> str | None:
-    """The Hub repo id of a bundled model or bank folder (by its name: glean_hub/weights/<name>, or a copy), else None."""
-    return next((e.repo_id for e in (*MODELS, *BANKS) if e.bundled == Path(folder).name), None)
+def as_repo_id(folder: str) -> str:
+    """The Hub repo id of a bundled model or bank folder (by its name: glean_hub/weights/<name>, or a copy), else
+    the folder."""
+    return next((e.repo_id for e in (*MODELS, *BANKS) if e.bundled == Path(folder).name), folder)
 
 
 def started_from(init_from: str) -> str:
     """The model a run was initialised from (`--init-from`), by repo id where it is a bundled one, with the commit
     where it is the one of an earlier commit (a folder init-<commit>/ of scripts/train_bundled.sh's INIT_FROM=REV:FOLDER)."""
     pinned = re.fullmatch(r"init-([0-9a-f]{7,40})", Path(init_from).parent.name)
-    return f"`{bundled_repo_id(init_from) or init_from}`" + (f" as bundled at glean-hub commit {pinned[1]}" if pinned else "")
+    return f"`{as_repo_id(init_from)}`" + (f" as bundled at glean-hub commit {pinned[1]}" if pinned else "")
 
 
 def card_command(a: dict, category: str) -> str:
     """The `glean-hub train` command of a run (its training.json args) as a card prints it: bundled banks and models
     by repo id, the data as DATA/<category>."""
-    a = {**a, "bank": bundled_repo_id(a["bank"]) or a["bank"], "data": f"DATA/{category}"}
+    a = {**a, "bank": as_repo_id(a["bank"]), "data": f"DATA/{category}"}
     if a.get("init_from"):
-        a["init_from"] = bundled_repo_id(a["init_from"]) or a["init_from"]
+        a["init_from"] = as_repo_id(a["init_from"])
     return "glean-hub train " + shlex.join(train_command(a))
 
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import load_script, tiny_config
 
 from glean_hub import GLEAN, registry
 from glean_hub.config import GLEANConfig
@@ -170,30 +170,19 @@ def test_saved_weights_get_the_umask_mode_not_owner_only(tmp_path):
         assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o644, name
 
 
-def _script(name: str):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_readme_models_table_is_rendered_from_the_installed_metrics():
     from pathlib import Path
 
     rows = json.loads(registry.METRICS_FILE.read_text())
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme.split("<!-- models-table:start -->\n")[1].split("\n<!-- models-table:end -->")[0]
-    assert table == _script("package_bundled").models_table(rows)
+    assert table == load_script("package_bundled").models_table(rows)
 
 
 def test_plain_cnn_yardstick_starts_at_bicubic_and_trains_end_to_end(tmp_path, monkeypatch):
     from PIL import Image
 
-    plain = _script("plain_cnn")
+    plain = load_script("plain_cnn")
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(plain.PlainCNN(8, 64)(x), imresize(x, size=(64, 64)))
@@ -209,7 +198,7 @@ def test_plain_cnn_yardstick_starts_at_bicubic_and_trains_end_to_end(tmp_path, m
     assert metrics["images"] == 2 and set(metrics["plain"]) == {"psnr", "ssim", "lr_psnr", "grid_db"}
     assert abs(metrics["plain"]["psnr"] - metrics["bicubic"]["psnr"]) < 1.0  # two steps from exactly bicubic
     assert (tmp_path / "plain-cats-8x-64" / "model.pt").is_file()
-    package = _script("package_bundled")  # where the cards and the README table take the yardstick from
+    package = load_script("package_bundled")  # where the cards and the README table take the yardstick from
     assert package.plain_metrics(tmp_path, "cats", 8, 64, steps=2)["PSNR"] == metrics["plain"]["psnr"]
     assert package.plain_metrics(tmp_path, "cats", 8, 64, steps=3) is None  # not the GLEAN model's budget: not compared
     assert package.plain_metrics(tmp_path, "cats", 16, 64, steps=2) is None
@@ -232,7 +221,7 @@ def test_plain_cnn_yardstick_starts_at_bicubic_and_trains_end_to_end(tmp_path, m
 
 
 def test_baselines_are_compared_only_at_the_same_steps_and_start(tmp_path, capsys):
-    package = _script("package_bundled")
+    package = load_script("package_bundled")
     cats = "glean_hub/weights/glean-cats-8x-64"
     (tmp_path / "baseline").mkdir()
     (tmp_path / "baseline" / "training.json").write_text(json.dumps({"step": 3000, "args": {"init_from": cats}}))
@@ -252,7 +241,7 @@ def test_baselines_are_compared_only_at_the_same_steps_and_start(tmp_path, capsy
 
 
 def test_cards_print_the_command_that_repeats_a_run():
-    package = _script("package_bundled")
+    package = load_script("package_bundled")
     args = {"bank": "glean_hub/weights/bank-towers-64", "data": "../shared/data/towers", "scale": 8, "out": "/runs/t8",
             "steps": 3000, "lr": 0.0003, "seed": 0, "decoder_activation": True, "bicubic_skip": False, "resume": True,
             "cache_dir": "/runs/cache", "init_from": "/runs/cats/glean-cats-8x-64", "extra_crops": "zoom-c,zoom65-c"}

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_bundled.sh"
 
@@ -108,8 +109,6 @@ CARDS = SCRIPT.parent.parent / "model_cards"
 @pytest.mark.parametrize("card", sorted(p.name for p in CARDS.glob("glean-*-64.md")))
 def test_the_defaults_repeat_the_command_each_card_prints(card, tmp_path):
     """The bundled models are what the script trains: its default command for each model is the card's (the run's)."""
-    import importlib.util
-
     from glean_hub.cli import _to_dataclass, build_parser
     from glean_hub.train.common import args_dict
     from glean_hub.train.glean import GLEANTrainArgs
@@ -120,7 +119,4 @@ def test_the_defaults_repeat_the_command_each_card_prints(card, tmp_path):
     category, scale = re.fullmatch(r"glean-(\w+)-(\d+)x-64\.md", card).groups()
     line = commands(category, tmp_path, SCALES=scale)[0]  # a soup: its first run, the one the card prints
     args = args_dict(_to_dataclass(GLEANTrainArgs, build_parser().parse_args(line.split()[1:])))
-    spec = importlib.util.spec_from_file_location("package_bundled", SCRIPT.parent / "package_bundled.py")
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
-    assert package.card_command(args, category) == printed[1]
+    assert load_script("package_bundled").card_command(args, category) == printed[1]
