@@ -332,6 +332,8 @@ def add_train(sub) -> None:
                        "square), start,end (the two ends of a landscape or portrait image), zoom-c,zoom-tl,zoom-tr,zoom-bl,zoom-br "
                        "(0.8x squares inside the centre square: more images from a small set; zoom65-c etc.: 0.65x)",
         "no_bank": "train the bank-less baseline (zeros instead of bank features) for comparisons",
+        "bank_dropout": "share of each batch whose bank features the decoder gets as zeros (0 to 1): a bank trained on "
+                        "the same few photos can let the model memorise them; this makes it work without the bank too",
         "init_from": "start the encoder, fusion convs and decoder from this GLEAN model (folder or Hub id, same scale and "
                      "widths; its bank is not used): fine-tune a small category from a related one",
         "val_images": "validation images for intermediate metrics (all at the end)",

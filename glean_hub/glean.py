@@ -74,6 +74,8 @@ class GLEAN(nn.Module):
     output (also not in the official code), so `forward` skips them and `fusion_skip` is frozen.
     """
 
+    bank_dropout = 0.0  # training only: the share of samples whose bank features the decoder gets as zeros
+
     def __init__(self, config: GLEANConfig):
         super().__init__()
         self.config = config
@@ -180,6 +182,9 @@ class GLEAN(nn.Module):
             out = bank.convs[2 * t + 1](out, latents[:, i + 1], noise[i + 1])
             if out.shape[2] > self.config.in_size:
                 bank_features.append(out)
+        if self.training and self.bank_dropout > 0:  # those samples train as the bank-less baseline does
+            keep = (torch.rand(lr.shape[0], 1, 1, 1, device=lr.device) >= self.bank_dropout).to(out.dtype)
+            bank_features = [f * keep for f in bank_features]
 
         return self.add_skip(lr, self.decode(enc_features[-1], bank_features))
 

@@ -49,6 +49,21 @@ def test_bicubic_skip_adds_the_matlab_upscale_and_icnr_starts_at_bicubic():
         torch.testing.assert_close(model(x), up)  # the last conv starts at zero: exactly bicubic
 
 
+def test_bank_dropout_trains_a_share_of_the_batch_as_the_bank_less_baseline():
+    torch.manual_seed(0)
+    model = GLEAN(recipe_config())
+    x = torch.rand(16, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        with_bank = model.eval()(x)
+        without = model.add_skip(x, model.decode(model.encode(x)[1][-1], None))  # zeros for the bank features
+        model.bank_dropout = 0.5
+        torch.testing.assert_close(model(x), with_bank)  # evaluation: always the bank
+        out = model.train()(x)
+    dropped = [bool(torch.allclose(o, w)) for o, w in zip(out, without)]
+    kept = [bool(torch.allclose(o, b)) for o, b in zip(out, with_bank)]
+    assert all(d != k for d, k in zip(dropped, kept)) and 0 < sum(dropped) < 16, (dropped, kept)
+
+
 def test_decoder_activation_makes_the_pixel_shuffle_stages_nonlinear():
     torch.manual_seed(0)
     linear, act = GLEAN(recipe_config()).eval(), GLEAN(recipe_config(decoder_activation=True)).eval()

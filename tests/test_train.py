@@ -134,6 +134,9 @@ def test_cli_train_realworld_and_bankless(bank_run, data, tmp_path, capsys):
     assert main(["train", *args, "--out", str(tmp_path / "nb"), "--no-bank", "--gan-weight", "0"]) == 0
     assert GLEAN.from_pretrained(str(tmp_path / "nb" / "model")).config.use_bank is False
     assert "model:" in capsys.readouterr().out
+    assert main(["train", *args, "--out", str(tmp_path / "bd"), "--bank-dropout", "1"]) == 2  # a share below 1
+    assert "--bank-dropout 1.0: give a share of the batch from 0 up to" in capsys.readouterr().err
+    assert not (tmp_path / "bd").exists()
 
 
 def test_trained_folders_push_to_the_hub_and_load_back(hub_server, bank_run, data, tmp_path):
@@ -208,7 +211,7 @@ def test_training_with_the_recipe_flags(bank_run, data, tmp_path):
             "--num-rrdbs", "1", "--rrdb-growth", "8", "--decoder-channels", "8", "--batch-size", "2", "--no-progress",
             "--decoder-width", "12", "--bicubic-skip", "--pixel-loss", "l1", "--gan-weight", "0", "--perceptual-weight", "0",
             "--extra-crops", "pad", "--mixed-precision", "bf16", "--dense-rank", "4", "--decoder-activation",
-            "--mse-from", "2", "--log-every", "1", "--out", str(tmp_path / "r")]
+            "--mse-from", "2", "--bank-dropout", "0.5", "--log-every", "1", "--out", str(tmp_path / "r")]
     assert main(["train", *args]) == 0
     model = GLEAN.from_pretrained(str(tmp_path / "r" / "model"))
     c = model.config

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import GleanError, InputImageError
+from ..errors import ConfigError, GleanError, InputImageError
 from ..imresize import imresize_uint8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -86,7 +86,7 @@ def square_crop(img: Image.Image, policy: str) -> Image.Image:
         arr = np.asarray(img)
         pad = [((s - h) // 2, s - h - (s - h) // 2), ((s - w) // 2, s - w - (s - w) // 2)] + [(0, 0)] * (arr.ndim - 2)
         return Image.fromarray(np.pad(arr, pad, mode="reflect"))
-    raise ValueError(f"crop policy must be 'center', 'face', 'pad', 'start', 'end' or "
+    raise ConfigError(f"crop policy must be 'center', 'face', 'pad', 'start', 'end' or "
                      f"{', '.join('zoom-' + k for k in ZOOM_CORNERS)} (zoomNN-*: NN% of the side, 10-99), got {policy!r}")
 
 

@@ -27,7 +27,7 @@ from ..config import GLEANConfig
 from ..discriminator import StyleGAN2Discriminator
 from ..eval import evaluate
 from ..glean import GLEAN, PixelShufflePack
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..hub import BANK_PREFIX, DISCRIMINATOR_NAME, HubOptions, check_state_dict, fetch, load_bank
 from .augment import realworld_lr, random_flip
 from .common import (
@@ -69,6 +69,7 @@ class GLEANTrainArgs:
     decoder_activation: bool = False  # LeakyReLU after each pixel-shuffle stage (not official)
     extra_crops: str = ""  # more training framings, comma-separated crop policies (e.g. "center" for faces)
     no_bank: bool = False  # train the bank-less baseline (same encoder/decoder, zeros instead of bank features)
+    bank_dropout: float = 0.0  # share of each batch that gets zeros instead of bank features (not official)
     init_from: str | None = None  # GLEAN folder or Hub id whose encoder, fusion convs and decoder start this run
     seed: int = 0
     mixed_precision: str = "no"
@@ -146,6 +147,8 @@ def init_decoder(model: GLEAN) -> None:
 
 def train_glean(args: GLEANTrainArgs) -> Path:
     """Run (or resume) GLEAN training; returns the model folder."""
+    if not 0 <= args.bank_dropout < 1:
+        raise ConfigError(f"--bank-dropout {args.bank_dropout}: give a share of the batch from 0 up to (not including) 1")
     out = prepare_run_dir(Path(args.out), args.resume)
     acc = make_accelerator(args.mixed_precision, args.cpu)
     device, rank, world = acc.device, acc.process_index, acc.num_processes
@@ -154,7 +157,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     bank = load_bank(args.bank, share=False)
     res = bank.config.out_size
     if res % args.scale or res // args.scale < 4:
-        raise ValueError(f"scale {args.scale} does not fit the {res}px bank (in_size = {res}/{args.scale} must be a power of two >= 4)")
+        raise ConfigError(f"scale {args.scale} does not fit the {res}px bank (in_size = {res}/{args.scale} must be a power of two >= 4)")
     category = args.category or bank.config.category
     policy, crop = crop_policies(args.data, args.crop_policy, category)
     bank_id = os.path.relpath(Path(args.bank).resolve(), (out / "model").resolve()) if Path(args.bank).is_dir() else args.bank
@@ -172,6 +175,7 @@ def train_glean(args: GLEANTrainArgs) -> Path:
     model.generator.load_state_dict(bank.state_dict())
     model.generator.set_fused_modulation(False)
     init_decoder(model)
+    model.bank_dropout = args.bank_dropout
     if args.init_from and not args.resume:
         init_from_model(model, args.init_from)
 

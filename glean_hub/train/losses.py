@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import CheckpointError
+
 
 def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
@@ -55,7 +57,7 @@ class VGGPerceptual(nn.Module):
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
         missing = [k for k in self.features.state_dict() if k not in state]
         if missing:
-            raise ValueError(f"{weights} is not a torchvision vgg19 state dict: missing features.{missing[0]} (and {len(missing) - 1} more)")
+            raise CheckpointError(f"{weights} is not a torchvision vgg19 state dict: missing features.{missing[0]} (and {len(missing) - 1} more)")
         self.features.load_state_dict({k: state[k] for k in self.features.state_dict()})
         self.requires_grad_(False).eval()
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
