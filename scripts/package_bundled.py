@@ -283,6 +283,8 @@ def package_category(category: str, runs: Path, data_root: Path, cards_dir: Path
                   f"GAN {a['gan_weight']}; batch {a['batch_size']}, Adam lr {a['lr']} with cosine decay, mixed precision "
                   f"{a['mixed_precision']}" + ("; the network learns the residual over the MATLAB-bicubic upscale" if a.get("bicubic_skip") else "")
                   + (f"; extra training crops (`--extra-crops`): {a['extra_crops']}" if a.get("extra_crops") else "")
+                  + (f"; {a['bank_dropout']:.0%} of each batch trained with zeros for the bank features (`--bank-dropout`)"
+                     if a.get("bank_dropout") else "")
                   + (f"; encoder, fusion convs and decoder started from {started_from(a['init_from'])} (`--init-from`)"
                      + (", as did the bank-less baseline's" if NO_BANK in metrics else "") if a.get("init_from") else "")
                   + (f"; a model soup (`glean-hub soup`): the mean of the weights of {len(soup)} runs from that start which differ in "
