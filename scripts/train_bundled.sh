@@ -85,7 +85,8 @@ psnr_recipe() {  # psnr_recipe S: STEPS, CROPS, GLEAN (the flags), DROP, INIT_S 
     # (runs +0.295, +0.290, +0.292 dB over bicubic, soup +0.306; at 8x a soup does not pay: +0.465); they started
     # from the cats 16x model as bundled at commit e0c55cb (500 steps), which a later cats model replaced.
     # Towers 8x then overfits through the bank (trained on the same photos: 6,000 steps +0.469 dB, its bank-less
-    # twin +0.491); with a quarter of each batch bank-less (--bank-dropout 0.25) 3,000 steps +0.494, 4,500 +0.500 (seed 1: +0.496).
+    # twin +0.491); with a quarter of each batch bank-less (--bank-dropout 0.25) 3,000 steps +0.494, 4,500 +0.500
+    # (seed 1: +0.496).
     towers-8) steps=4500 crops=$zoom,$zoom65 on=1 init=glean_hub/weights/glean-cats-8x-64 drop=0.25 ;;
     towers-16) crops=$zoom on=1 init=e0c55cb:glean_hub/weights/glean-cats-16x-64 ;;
   esac
